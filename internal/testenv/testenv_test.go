@@ -1,0 +1,302 @@
+package testenv_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubekit/kubekit/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEKIT_TESTENV_PANIC_CHILD") != "" {
+		panicChild()
+		return
+	}
+	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
+}
+
+func clientset(t *testing.T) *kubernetes.Clientset {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func TestVersionAndKubeconfig(t *testing.T) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.GitVersion != testenv.KubernetesVersion || v.Major != "1" || v.Minor != "37" {
+		t.Fatalf("server version = %+v, want %s", v, testenv.KubernetesVersion)
+	}
+	if _, err := cs.CoreV1().Namespaces().Get(t.Context(), "default", metav1.GetOptions{}); err != nil {
+		t.Fatalf("default namespace: %v", err)
+	}
+}
+
+func TestUserConfigIsSubjectToRBAC(t *testing.T) {
+	cfg, err := env.UserConfig("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.CoreV1().ConfigMaps("default").List(t.Context(), metav1.ListOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("list as an unprivileged user: err = %v, want Forbidden", err)
+	}
+}
+
+func TestRestartKeepsDataAndFlags(t *testing.T) {
+	cs := clientset(t)
+	ctx := t.Context()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "survivor"}, Data: map[string]string{"k": "v"}}
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A short --min-request-timeout makes the server end watches after 1-2s.
+	if err := env.RestartAPIServer(ctx, "--min-request-timeout=1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// t.Context() is already cancelled when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := env.RestartAPIServer(ctx); err != nil {
+			t.Errorf("restore API server: %v", err)
+		}
+	})
+	got, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "survivor", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("object after restart: %v", err)
+	}
+	if got.Data["k"] != "v" {
+		t.Fatalf("data after restart = %v", got.Data)
+	}
+	w, err := cs.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{ResourceVersion: got.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case _, ok := <-w.ResultChan():
+			if !ok {
+				return // the server closed the watch: the flag took effect
+			}
+		case <-deadline:
+			t.Fatal("watch still open after 20s: --min-request-timeout=1 was not applied")
+		}
+	}
+}
+
+func TestCompactAndRestartGives410(t *testing.T) {
+	cs := clientset(t)
+	ctx := t.Context()
+	cms := cs.CoreV1().ConfigMaps("default")
+	list, err := cms.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRV := list.ResourceVersion
+	for i := range 3 {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("compact-%d", i)}}
+		if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := env.CompactAndRestart(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old, _ := strconv.ParseInt(oldRV, 10, 64); rev <= old {
+		t.Fatalf("compacted to revision %d, want > %d", rev, old)
+	}
+	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: oldRV})
+	if err != nil {
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return
+		}
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if !ok {
+			t.Fatal("watch closed without an event")
+		}
+		if ev.Type != watch.Error {
+			t.Fatalf("first event = %s, want ERROR 410", ev.Type)
+		}
+		st, _ := ev.Object.(*metav1.Status)
+		if st == nil || st.Code != 410 {
+			t.Fatalf("error event = %#v, want code 410", ev.Object)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no event from a watch at a compacted resourceVersion")
+	}
+}
+
+func TestInstallCRDs(t *testing.T) {
+	ctx := t.Context()
+	crd := filepath.Join(t.TempDir(), "crd.yaml")
+	if err := os.WriteFile(crd, []byte(widgetCRD), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.InstallCRDFiles(ctx, crd); err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvr := schema.GroupVersionResource{Group: "example.kubekit.dev", Version: "v1", Resource: "widgets"}
+	w := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "example.kubekit.dev/v1", "kind": "Widget",
+		"metadata": map[string]any{"name": "w1"}, "spec": map[string]any{"size": int64(3)},
+	}}
+	if _, err := dyn.Resource(gvr).Namespace("default").Create(ctx, w, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create custom resource: %v", err)
+	}
+	// Installing the same CRD again updates it instead of failing.
+	if err := env.InstallCRDFiles(ctx, crd); err != nil {
+		t.Fatalf("second install: %v", err)
+	}
+}
+
+func TestStopLeavesNoProcess(t *testing.T) {
+	e, err := testenv.Start(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := e.PIDs()
+	if len(pids) != 2 {
+		t.Fatalf("PIDs = %v, want etcd and kube-apiserver", pids)
+	}
+	for _, pid := range pids {
+		if !testenv.ProcessAlive(pid) {
+			t.Fatalf("pid %d not running after Start", pid)
+		}
+	}
+	dir := e.Dir()
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if testenv.ProcessAlive(pid) {
+			t.Errorf("pid %d still running after Stop", pid)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("working directory %s not removed: %v", dir, err)
+	}
+	if err := e.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+}
+
+// TestPanicLeavesNoProcess runs a child test binary that starts a control
+// plane and then panics on another goroutine (so no deferred cleanup runs):
+// the parent-death signal must still take etcd and kube-apiserver down.
+func TestPanicLeavesNoProcess(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pids.json")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KUBEKIT_TESTENV_PANIC_CHILD="+pidFile)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "deliberate panic") {
+		t.Fatalf("child did not panic as planned: err=%v\n%s", err, out)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("child wrote no pids: %v\n%s", err, out)
+	}
+	var pids []int
+	if err := json.Unmarshal(data, &pids); err != nil || len(pids) != 2 {
+		t.Fatalf("pids %q: %v", data, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for testenv.ProcessAlive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d survived the panic of its parent", pid)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func panicChild() {
+	e, err := testenv.Start(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	data, _ := json.Marshal(e.PIDs())
+	if err := os.WriteFile(os.Getenv("KUBEKIT_TESTENV_PANIC_CHILD"), data, 0o600); err != nil {
+		os.Exit(4)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		panic("deliberate panic")
+	}()
+	<-done
+}
+
+const widgetCRD = `# a CRD with a comment and a leading empty document
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.kubekit.dev
+spec:
+  group: example.kubekit.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+`
