@@ -93,7 +93,7 @@ func TestRestartKeepsDataAndFlags(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		// t.Context() is already cancelled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 2*time.Minute)
 		defer cancel()
 		if err := env.RestartAPIServer(ctx); err != nil {
 			t.Errorf("restore API server: %v", err)

@@ -1,0 +1,41 @@
+// Package client builds client-go clients the way production code needs them:
+// from a kubeconfig or in-cluster, with timeouts that are never "forever",
+// realistic rate limits, one shared connection pool, cached discovery and a
+// RESTMapper that learns about CRDs created later.
+//
+// # Overview
+//
+//	c, err := client.New() // $KUBECONFIG, ~/.kube/config, then in-cluster
+//	if err != nil {
+//		return err
+//	}
+//	pods, err := c.Kubernetes().CoreV1().Pods(c.Namespace()).List(ctx, metav1.ListOptions{})
+//
+// [Client.Kubernetes] is the typed clientset, [Client.Dynamic] the dynamic
+// client, [Client.Discovery] a memory-cached discovery client,
+// [Client.RESTMapper] maps kinds to resources, [Client.RESTClientFor] gives a
+// RESTClient for one group version and [Client.ServerVersion] honours its
+// context.
+//
+// # Options
+//
+// Source: [WithKubeconfig], [WithKubeContext], [WithInCluster],
+// [WithRESTConfig]; without one, New searches $KUBECONFIG (colon-separated
+// files merged like kubectl does), ~/.kube/config and the in-cluster service
+// account, and its error lists what it tried.
+//
+// Timeouts: a new connection must be established within [WithDialTimeout]
+// (default 30s) and finish its TLS handshake within [WithTLSHandshakeTimeout]
+// (default 10s). [WithTimeout] bounds whole requests and is off by default:
+// bound calls with a ctx deadline, or set it like kubectl's --request-timeout.
+//
+// Throttling: [WithQPS] (default 50) and [WithBurst] (default 100) replace
+// client-go's 5/10; [WithRateLimit](false) leaves flow control to the server.
+//
+// # Errors
+//
+// Configuration problems (missing or malformed kubeconfig, unknown context,
+// in-cluster outside a Pod, negative timeouts) are returned by [New] with the
+// file or option named. API errors are wrapped with %w, so
+// apierrors.IsNotFound and friends keep working.
+package client

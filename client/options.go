@@ -1,0 +1,178 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+)
+
+// Defaults applied by [New]. client-go's own defaults (QPS 5, Burst 10) throttle
+// any real controller or bulk operation, so kubekit uses kubectl's order of
+// magnitude instead.
+const (
+	DefaultQPS                 = 50
+	DefaultBurst               = 100
+	DefaultDialTimeout         = 30 * time.Second
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+)
+
+// Option configures [New]. Options may be given in any order; conflicting
+// source options (for example [WithInCluster] and [WithKubeconfig]) are an
+// error.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	kubeconfig      string
+	kubeconfigSet   bool
+	context         string
+	inCluster       bool
+	restConfig      *rest.Config
+	timeout         time.Duration
+	timeoutSet      bool
+	dialTimeout     time.Duration
+	dialTimeoutSet  bool
+	tlsTimeout      time.Duration
+	qps             float32
+	burst           int
+	noRateLimit     bool
+	qpsSet          bool
+	burstSet        bool
+	userAgent       string
+	logger          logr.Logger
+	inClusterConfig func() (*rest.Config, error) // for tests
+	homeDir         func() (string, error)       // for tests
+	getenv          func(string) string          // for tests
+}
+
+func defaultOptions() options {
+	return options{
+		dialTimeout: DefaultDialTimeout,
+		tlsTimeout:  DefaultTLSHandshakeTimeout,
+		qps:         DefaultQPS,
+		burst:       DefaultBurst,
+		logger:      logr.Discard(),
+	}
+}
+
+func (o *options) validate() error {
+	var errs []error
+	sources := 0
+	if o.kubeconfigSet {
+		sources++
+		if o.kubeconfig == "" {
+			errs = append(errs, errors.New("WithKubeconfig: empty path (omit the option to use $KUBECONFIG or ~/.kube/config)"))
+		}
+	}
+	if o.inCluster {
+		sources++
+		if o.context != "" {
+			errs = append(errs, errors.New("WithKubeContext cannot be combined with WithInCluster: in-cluster configuration has no contexts"))
+		}
+	}
+	if o.restConfig != nil {
+		sources++
+		if o.context != "" {
+			errs = append(errs, errors.New("WithKubeContext cannot be combined with WithRESTConfig: a rest.Config has no contexts"))
+		}
+	}
+	if sources > 1 {
+		errs = append(errs, errors.New("choose one of WithKubeconfig, WithInCluster and WithRESTConfig"))
+	}
+	if o.timeout < 0 {
+		errs = append(errs, fmt.Errorf("WithTimeout(%v): must be >= 0 (0 means no whole-request timeout)", o.timeout))
+	}
+	if o.dialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("WithDialTimeout(%v): must be > 0", o.dialTimeout))
+	}
+	if o.tlsTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("WithTLSHandshakeTimeout(%v): must be > 0", o.tlsTimeout))
+	}
+	if o.qps <= 0 {
+		errs = append(errs, fmt.Errorf("WithQPS(%v): must be > 0 (use WithRateLimit(false) to disable client-side throttling)", o.qps))
+	}
+	if o.burst <= 0 {
+		errs = append(errs, fmt.Errorf("WithBurst(%d): must be > 0", o.burst))
+	}
+	if o.noRateLimit && (o.qpsSet || o.burstSet) {
+		errs = append(errs, errors.New("WithRateLimit(false) conflicts with WithQPS/WithBurst"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("client: invalid options: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// WithKubeconfig loads the kubeconfig file at path instead of $KUBECONFIG or
+// ~/.kube/config. A missing or malformed file is an error.
+func WithKubeconfig(path string) Option {
+	return optionFunc(func(o *options) { o.kubeconfig = path; o.kubeconfigSet = true })
+}
+
+// WithKubeContext selects a kubeconfig context other than the current one.
+// It applies to WithKubeconfig and to the default kubeconfig search; it
+// conflicts with WithInCluster and WithRESTConfig.
+func WithKubeContext(name string) Option { return optionFunc(func(o *options) { o.context = name }) }
+
+// WithInCluster uses the Pod's service account (the token and CA mounted under
+// /var/run/secrets/kubernetes.io/serviceaccount and $KUBERNETES_SERVICE_HOST).
+// Outside a cluster New fails with an error saying so.
+func WithInCluster() Option { return optionFunc(func(o *options) { o.inCluster = true }) }
+
+// WithRESTConfig uses a copy of cfg as the source (cfg itself is not
+// modified). Values cfg sets (Timeout, QPS, Burst, UserAgent, Dial, a
+// RateLimiter or a Transport) are kept unless the matching option is given;
+// kubekit's defaults fill only what cfg leaves zero.
+func WithRESTConfig(cfg *rest.Config) Option {
+	return optionFunc(func(o *options) { o.restConfig = rest.CopyConfig(cfg) })
+}
+
+// WithTimeout bounds every request as a whole (connect, send, and reading the
+// entire response), like kubectl's --request-timeout; it sets
+// rest.Config.Timeout. Default 0: no whole-request bound, so callers bound
+// calls with ctx deadlines. It also cuts watch streams after d (kubekit's
+// watch and informer packages use a copy of the config without it).
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.timeout = d; o.timeoutSet = true })
+}
+
+// WithDialTimeout bounds establishing a TCP connection. Default
+// [DefaultDialTimeout] (30s, client-go's value); must be > 0.
+func WithDialTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.dialTimeout = d; o.dialTimeoutSet = true })
+}
+
+// WithTLSHandshakeTimeout bounds the TLS handshake of a new connection.
+// Default [DefaultTLSHandshakeTimeout] (10s); must be > 0. It does not apply
+// when WithRESTConfig's config carries its own Transport.
+func WithTLSHandshakeTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.tlsTimeout = d })
+}
+
+// WithQPS sets the client-side sustained request rate. Default [DefaultQPS].
+func WithQPS(qps float32) Option {
+	return optionFunc(func(o *options) { o.qps = qps; o.qpsSet = true })
+}
+
+// WithBurst sets the client-side burst above QPS. Default [DefaultBurst].
+func WithBurst(n int) Option { return optionFunc(func(o *options) { o.burst = n; o.burstSet = true }) }
+
+// WithRateLimit(false) disables client-side throttling entirely, leaving flow
+// control to the API server (API Priority and Fairness). Default true.
+func WithRateLimit(enabled bool) Option {
+	return optionFunc(func(o *options) { o.noRateLimit = !enabled })
+}
+
+// WithUserAgent sets the User-Agent header. Default: client-go's
+// "<binary>/<version> (<os>/<arch>) kubernetes/<commit>".
+func WithUserAgent(ua string) Option { return optionFunc(func(o *options) { o.userAgent = ua }) }
+
+// WithLogger sets the logger kubekit uses for this client (source resolution,
+// RESTMapper refreshes). Default: discard.
+func WithLogger(l logr.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
