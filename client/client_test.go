@@ -177,4 +177,3 @@ func gadgetCRD() *unstructured.Unstructured {
 		},
 	}}
 }
-
