@@ -167,7 +167,7 @@ func newListOptions(opts []ListOption) (listOptions, error) {
 }
 
 // List streams the items of any list call page by page (Limit and Continue),
-// as *T without type assertions:
+// as values of type T without type assertions:
 //
 //	for pod, err := range client.List[corev1.Pod](ctx, cs.CoreV1().Pods("").List) {
 //		if err != nil {
@@ -176,29 +176,31 @@ func newListOptions(opts []ListOption) (listOptions, error) {
 //		fmt.Println(pod.Name)
 //	}
 //
-// T is the item type of the list (corev1.Pod for *corev1.PodList). Each
-// yielded *T is a fresh copy: keeping it does not keep its page alive. An
-// error is yielded at most once, as the last element: a failed request, an
+// T is the item type of the list (corev1.Pod for *corev1.PodList). Items
+// are yielded by value (a shallow copy, no allocation), so keeping one does
+// not keep its whole page alive; memory stays bounded by one page plus what
+// the caller keeps. An error is yielded at most once, as the last element: a failed request, an
 // expired continue token (see [OnExpired]), ctx's error when it is cancelled
 // (checked before every item), or a T that does not match the list type.
 // Breaking out of the loop stops it without further requests.
-func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) iter.Seq2[*T, error] {
-	return func(yield func(*T, error) bool) {
+func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		o, err := newListOptions(opts)
 		if err != nil {
-			yield(nil, err)
+			yield(zero, err)
 			return
 		}
 		p := pager[T, L]{list: list, o: o}
 		p.run(ctx, func(items reflect.Value) bool {
-			for i := range items.Len() {
+			page := items.Interface().([]T)
+			for i := range page {
 				if err := ctx.Err(); err != nil {
 					p.err = err
 					return false
 				}
-				v := *(items.Index(i).Addr().Interface().(*T))
 				p.info.Items++
-				if !yield(&v, nil) {
+				if !yield(page[i], nil) {
 					p.stopped = true
 					return false
 				}
@@ -206,7 +208,7 @@ func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], 
 			return true
 		})
 		if p.err != nil && !p.stopped {
-			yield(nil, p.err)
+			yield(zero, p.err)
 		}
 	}
 }
@@ -214,7 +216,7 @@ func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], 
 // ListDynamic is List for the dynamic client (any resource, CRDs included):
 //
 //	for obj, err := range client.ListDynamic(ctx, c.Dynamic().Resource(gvr).Namespace(ns)) { ... }
-func ListDynamic(ctx context.Context, ri dynamic.ResourceInterface, opts ...ListOption) iter.Seq2[*unstructured.Unstructured, error] {
+func ListDynamic(ctx context.Context, ri dynamic.ResourceInterface, opts ...ListOption) iter.Seq2[unstructured.Unstructured, error] {
 	return List[unstructured.Unstructured](ctx, ri.List, opts...)
 }
 

@@ -229,7 +229,7 @@ func TestListBadInput(t *testing.T) {
 	}
 }
 
-func firstErr[T any](seq func(func(*T, error) bool)) error {
+func firstErr[T any](seq func(func(T, error) bool)) error {
 	for _, err := range seq {
 		if err != nil {
 			return err
