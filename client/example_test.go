@@ -52,3 +52,29 @@ func ExampleClient_RESTClientFor() {
 	fmt.Println(ns.Name, ns.Status.Phase, err)
 	// Output: kube-system Active <nil>
 }
+
+// List streams any list call page by page; items come typed, errors come
+// last.
+func ExampleList() {
+	c, err := client.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	namespaces := c.Kubernetes().CoreV1().Namespaces()
+	for ns, err := range client.List[corev1.Namespace](ctx, namespaces.List,
+		client.PageSize(1), client.LabelSelector("kubernetes.io/metadata.name in (default,kube-system)")) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(ns.Name)
+	}
+	n, err := client.Count(ctx, namespaces.List, client.LabelSelector("kubernetes.io/metadata.name=default"))
+	fmt.Println("count:", n, err)
+	// Output:
+	// default
+	// kube-system
+	// count: 1 <nil>
+}
