@@ -32,6 +32,25 @@
 // Throttling: [WithQPS] (default 50) and [WithBurst] (default 100) replace
 // client-go's 5/10; [WithRateLimit](false) leaves flow control to the server.
 //
+// # Lists
+//
+// [List] streams the items of any typed or dynamic List call page by page
+// (Limit and Continue), typed, with memory bounded by one page:
+//
+//	for pod, err := range client.List[corev1.Pod](ctx, c.Kubernetes().CoreV1().Pods("").List) {
+//		if err != nil {
+//			return err
+//		}
+//		use(pod)
+//	}
+//
+// [ListDynamic] does the same for any resource, [Collect] gathers a whole
+// list and [Count] counts it (one request when the server can tell). A
+// continue token that expired mid-list (410 Gone after etcd compaction) never
+// causes a silent partial result or an endless loop: [OnExpired] chooses
+// between failing with [*ExpiredError] (the default), continuing from the
+// server's newer snapshot ([ListInfo.Inconsistent] says so) and restarting.
+//
 // # Errors
 //
 // Configuration problems (missing or malformed kubeconfig, unknown context,
