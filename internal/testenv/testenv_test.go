@@ -300,3 +300,37 @@ spec:
             properties:
               size: {type: integer}
 `
+
+func TestMissingBinariesNameMakeTestbin(t *testing.T) {
+	_, err := testenv.Start(t.Context(), testenv.WithBinDir(t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), `"make testbin"`) {
+		t.Fatalf("err = %v, want it to name make testbin", err)
+	}
+	t.Setenv(testenv.BinDirEnv, "/nonexistent/dir")
+	if d, err := testenv.DefaultBinDir(); err != nil || d != "/nonexistent/dir" {
+		t.Fatalf("DefaultBinDir with $%s = %q, %v", testenv.BinDirEnv, d, err)
+	}
+}
+
+func TestExtraFlagsAndPrivateEnv(t *testing.T) {
+	// A private Env with an extra flag: the shared one is left alone.
+	e, err := testenv.Start(t.Context(), testenv.WithAPIServerFlags("--min-request-timeout=5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := e.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if e.Host() == env.Host() {
+		t.Fatalf("private env shares the host %s", e.Host())
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", e.PIDs()[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cmdline), "--min-request-timeout=5") {
+		t.Fatalf("kube-apiserver command line lacks the extra flag: %q", cmdline)
+	}
+}
