@@ -244,10 +244,16 @@ func TestPanicLeavesNoProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child wrote no pids: %v\n%s", err, out)
 	}
-	var pids []int
-	if err := json.Unmarshal(data, &pids); err != nil || len(pids) != 2 {
-		t.Fatalf("pids %q: %v", data, err)
+	var child struct {
+		PIDs []int
+		Dir  string
 	}
+	if err := json.Unmarshal(data, &child); err != nil || len(child.PIDs) != 2 || child.Dir == "" {
+		t.Fatalf("child report %q: %v", data, err)
+	}
+	pids := child.PIDs
+	// The child died without cleanup: its working directory is ours to remove.
+	t.Cleanup(func() { _ = os.RemoveAll(child.Dir) })
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range pids {
 		for testenv.ProcessAlive(pid) {
@@ -265,7 +271,10 @@ func panicChild() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	data, _ := json.Marshal(e.PIDs())
+	data, _ := json.Marshal(struct {
+		PIDs []int
+		Dir  string
+	}{e.PIDs(), e.Dir()})
 	if err := os.WriteFile(os.Getenv("KUBEKIT_TESTENV_PANIC_CHILD"), data, 0o600); err != nil {
 		os.Exit(4)
 	}
