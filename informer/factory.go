@@ -1,0 +1,399 @@
+package informer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/kubekit/kubekit/client"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrShutdown is returned when an informer is requested from a factory
+	// that has been shut down.
+	ErrShutdown = errors.New("informer: factory is shut down")
+	// ErrNotStarted is returned by WaitForSync before Start.
+	ErrNotStarted = errors.New("informer: factory not started (call Start first)")
+	// ErrNotWatched is returned by Lister.Get and Lister.ListInNamespace for
+	// a namespace the factory does not watch (see WithNamespaces).
+	ErrNotWatched = errors.New("namespace not watched by this factory")
+	// ErrUnknownIndex is returned by Lister.ByIndex for an index that was
+	// never added.
+	ErrUnknownIndex = errors.New("unknown index")
+)
+
+// Factory creates and runs shared informers for one API server. Informers
+// are shared: For[*corev1.Pod] called twice returns informers backed by the
+// same caches and watches. A Factory is safe for concurrent use.
+type Factory struct {
+	opts   options
+	mapper meta.RESTMapper
+	cfg    *rest.Config // Timeout 0: watches must outlive any request timeout
+	hc     *http.Client // shares the client's transport, without its timeout
+	dyn    dynamic.Interface
+	log    logr.Logger
+
+	mu       sync.Mutex
+	entries  map[entryKey]*entry
+	rest     map[schema.GroupVersion]rest.Interface
+	ctx      context.Context // set by Start
+	cancel   context.CancelFunc
+	shutdown bool
+	wg       sync.WaitGroup
+}
+
+type entryKey struct {
+	gvr     schema.GroupVersionResource
+	dynamic bool
+}
+
+// entry is one resource: one SharedIndexInformer per watched namespace ("" for
+// all namespaces or a cluster-scoped resource).
+type entry struct {
+	gvr        schema.GroupVersionResource
+	namespaced bool
+	namespaces []string // sorted keys of informers
+	informers  map[string]cache.SharedIndexInformer
+	started    bool
+
+	errMu   sync.Mutex
+	lastErr map[string]error // last list/watch error per namespace, for WaitForSync
+}
+
+func (e *entry) recordError(ns string, err error) {
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	e.lastErr[ns] = err
+}
+
+// describe names the informer for namespace ns, with its last list/watch
+// error if it has not synced.
+func (e *entry) describe(ns string) string {
+	s := describe(e.gvr, ns, e.namespaced)
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	if err := e.lastErr[ns]; err != nil && !e.informers[ns].HasSynced() {
+		s += fmt.Sprintf(" (last error: %v)", err)
+	}
+	return s
+}
+
+// New builds a Factory from a kubekit client. Nothing talks to the API
+// server until an informer is requested ([For], [ForResource]) and the
+// factory is started ([Factory.Start]).
+//
+// The informers use c's configuration and connection pool but not its
+// whole-request timeout (client.WithTimeout): a timeout on rest.Config would
+// cut every watch stream after that long, so the factory's clients are built
+// from c.Config() with Timeout set to 0. Watches are still bounded by the
+// API server's --min-request-timeout and are resumed by client-go.
+func New(c *client.Client, opts ...Option) (*Factory, error) {
+	if c == nil {
+		return nil, errors.New("informer: New(nil): pass a client from client.New")
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	cfg := c.Config()
+	cfg.Timeout = 0
+	hc := &http.Client{Transport: c.HTTPClient().Transport} // no Timeout
+	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("informer: %w", err)
+	}
+	return &Factory{
+		opts:    o,
+		mapper:  c.RESTMapper(),
+		cfg:     cfg,
+		hc:      hc,
+		dyn:     dyn,
+		log:     c.Logger().WithName("informer"),
+		entries: map[entryKey]*entry{},
+		rest:    map[schema.GroupVersion]rest.Interface{},
+	}, nil
+}
+
+// Start runs every informer requested so far in the background and returns
+// at once; informers requested later start as soon as they are created. It
+// does not wait for caches to fill: call [Factory.WaitForSync]. The
+// informers stop when ctx is cancelled or [Factory.Shutdown] is called.
+// Calling Start again is a no-op.
+func (f *Factory) Start(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.shutdown || f.ctx != nil {
+		return
+	}
+	if _, err := logr.FromContext(ctx); err != nil && f.log.GetSink() != nil {
+		ctx = klog.NewContext(ctx, f.log) // client-go's informers log through ctx
+	}
+	f.ctx, f.cancel = context.WithCancel(ctx)
+	for _, e := range f.entries {
+		f.startLocked(e)
+	}
+}
+
+func (f *Factory) startLocked(e *entry) {
+	if f.ctx == nil || e.started {
+		return
+	}
+	e.started = true
+	for _, inf := range e.informers {
+		f.wg.Go(func() { inf.RunWithContext(f.ctx) })
+	}
+}
+
+// WaitForSync blocks until every started informer has listed its objects
+// once, or ctx is done. On timeout the error names each resource and
+// namespace that did not sync and wraps ctx's error (context.Cause).
+func (f *Factory) WaitForSync(ctx context.Context) error {
+	f.mu.Lock()
+	if f.ctx == nil {
+		f.mu.Unlock()
+		return ErrNotStarted
+	}
+	entries := make([]*entry, 0, len(f.entries))
+	for _, e := range f.entries {
+		entries = append(entries, e)
+	}
+	fctx := f.ctx
+	f.mu.Unlock()
+	return waitSynced(ctx, fctx, entries...)
+}
+
+// waitSynced waits for the entries' informers without polling, stopping
+// early when ctx or the factory's context ends.
+func waitSynced(ctx, fctx context.Context, entries ...*entry) error {
+	for _, e := range entries {
+		for _, inf := range e.informers {
+			select {
+			case <-inf.HasSyncedChecker().Done():
+			case <-ctx.Done():
+			case <-fctx.Done():
+			}
+		}
+	}
+	var missing []string
+	for _, e := range entries {
+		for _, ns := range e.namespaces {
+			if !e.informers[ns].HasSynced() {
+				missing = append(missing, e.describe(ns))
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = fmt.Errorf("factory stopped: %w", context.Cause(fctx))
+	}
+	return fmt.Errorf("informer: not synced: %s: %w", strings.Join(missing, "; "), cause)
+}
+
+func describe(gvr schema.GroupVersionResource, ns string, namespaced bool) string {
+	r := gvr.GroupResource().String()
+	switch {
+	case !namespaced:
+		return r
+	case ns == "":
+		return r + " (all namespaces)"
+	default:
+		return r + " in " + ns
+	}
+}
+
+// Shutdown stops every informer and waits until all their goroutines,
+// including those running event handlers, have returned. A handler that
+// blocks forever therefore blocks Shutdown. After Shutdown, For and
+// ForResource return ErrShutdown. Shutdown is idempotent and may be called
+// without Start.
+func (f *Factory) Shutdown() {
+	f.mu.Lock()
+	f.shutdown = true
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+// informerFor returns the entry for gvr, creating its informers if needed.
+// example is the object type the informer stores.
+func (f *Factory) informerFor(gvr schema.GroupVersionResource, namespaced bool, example runtime.Object) (*entry, error) {
+	_, isDynamic := example.(interface{ UnstructuredContent() map[string]any })
+	key := entryKey{gvr, isDynamic}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.shutdown {
+		return nil, ErrShutdown
+	}
+	if e, ok := f.entries[key]; ok {
+		return e, nil
+	}
+	namespaces := []string{metav1.NamespaceAll}
+	if namespaced && len(f.opts.namespaces) > 0 {
+		namespaces = f.opts.namespaces
+	}
+	resync := f.opts.resync
+	if d, ok := f.opts.resyncFor[gvr.GroupResource()]; ok {
+		resync = d
+	}
+	e := &entry{gvr: gvr, namespaced: namespaced, namespaces: namespaces, informers: map[string]cache.SharedIndexInformer{}, lastErr: map[string]error{}}
+	for _, ns := range namespaces {
+		var inf cache.SharedIndexInformer
+		if isDynamic {
+			inf = dynamicinformer.NewFilteredDynamicInformer(f.dyn, gvr, ns, resync, defaultIndexers(), f.tweak).Informer()
+		} else {
+			rc, err := f.restClientLocked(gvr.GroupVersion())
+			if err != nil {
+				return nil, err
+			}
+			lw := cache.NewFilteredListWatchFromClient(rc, gvr.Resource, ns, f.tweak)
+			inf = cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{
+				ResyncPeriod:      resync,
+				Indexers:          defaultIndexers(),
+				ObjectDescription: gvr.String(),
+			})
+		}
+		if t := f.transform(); t != nil {
+			if err := inf.SetTransform(t); err != nil {
+				return nil, fmt.Errorf("informer: %s: %w", gvr, err)
+			}
+		}
+		err := inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+			e.recordError(ns, err)
+			cache.DefaultWatchErrorHandler(ctx, r, err)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("informer: %s: %w", gvr, err)
+		}
+		e.informers[ns] = inf
+	}
+	f.entries[key] = e
+	f.startLocked(e)
+	f.log.V(1).Info("informer created", "resource", gvr.String(), "namespaces", namespaces, "resync", resync, "started", e.started)
+	return e, nil
+}
+
+func (f *Factory) tweak(lo *metav1.ListOptions) {
+	if !f.opts.labels.Empty() {
+		lo.LabelSelector = f.opts.labels.String()
+	}
+	if !f.opts.fields.Empty() {
+		lo.FieldSelector = f.opts.fields.String()
+	}
+}
+
+func (f *Factory) transform() cache.TransformFunc {
+	user := f.opts.transform
+	switch {
+	case f.opts.dropManaged && user != nil:
+		return func(obj any) (any, error) {
+			obj, _ = DropManagedFields(obj)
+			return user(obj)
+		}
+	case f.opts.dropManaged:
+		return DropManagedFields
+	default:
+		return user
+	}
+}
+
+// restClientLocked returns a RESTClient for gv that decodes into client-go's
+// scheme types, like the generated clientsets.
+func (f *Factory) restClientLocked(gv schema.GroupVersion) (rest.Interface, error) {
+	if rc, ok := f.rest[gv]; ok {
+		return rc, nil
+	}
+	cfg := rest.CopyConfig(f.cfg)
+	cfg.GroupVersion = &gv
+	cfg.APIPath = "/apis"
+	if gv.Group == "" {
+		cfg.APIPath = "/api"
+	}
+	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	rc, err := rest.RESTClientForConfigAndClient(cfg, f.hc)
+	if err != nil {
+		return nil, fmt.Errorf("informer: REST client for %s: %w", gv, err)
+	}
+	f.rest[gv] = rc
+	return rc, nil
+}
+
+// resolveType maps a Go type registered in client-go's scheme to its
+// resource through the RESTMapper.
+func (f *Factory) resolveType(t reflect.Type) (runtime.Object, schema.GroupVersionResource, bool, error) {
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: the type must be a pointer to an API struct, e.g. For[*corev1.Pod]", t)
+	}
+	obj, ok := reflect.New(t.Elem()).Interface().(runtime.Object)
+	if !ok {
+		return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: not a runtime.Object", t)
+	}
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+	if err != nil || len(gvks) == 0 {
+		return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: type not registered in client-go's scheme (k8s.io/client-go/kubernetes/scheme); for custom resources use ForResource: %w", t, err)
+	}
+	gvk := gvks[0]
+	m, err := f.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: kind %s is not served by the API server: %w", t, gvk, err)
+	}
+	return obj, m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+}
+
+// resolveResource checks that gvr is served and finds its scope. An empty
+// version picks the server's preferred one.
+func (f *Factory) resolveResource(gvr schema.GroupVersionResource) (schema.GroupVersionResource, bool, error) {
+	if gvr.Resource == "" {
+		return gvr, false, fmt.Errorf("informer: ForResource(%q): empty resource name, e.g. {Group: \"apps\", Version: \"v1\", Resource: \"deployments\"}", gvr)
+	}
+	full, err := f.mapper.ResourceFor(gvr)
+	if err != nil {
+		return gvr, false, fmt.Errorf("informer: ForResource(%s): resource not served by the API server (check the name is the plural, lower-case resource, and the CRD is installed): %w", gvrString(gvr), err)
+	}
+	gvk, err := f.mapper.KindFor(full)
+	if err != nil {
+		return gvr, false, fmt.Errorf("informer: ForResource(%s): %w", gvrString(gvr), err)
+	}
+	m, err := f.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return gvr, false, fmt.Errorf("informer: ForResource(%s): %w", gvrString(gvr), err)
+	}
+	return full, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+}
+
+func gvrString(gvr schema.GroupVersionResource) string {
+	s := gvr.Resource
+	if gvr.Group != "" {
+		s += "." + gvr.Group
+	}
+	if gvr.Version != "" {
+		s += "/" + gvr.Version
+	}
+	return s
+}
