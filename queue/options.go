@@ -1,0 +1,189 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+)
+
+// Defaults applied by [New]. They are client-go's
+// DefaultTypedControllerRateLimiter (per-item exponential backoff from 5ms to
+// 1000s, combined with an overall token bucket of 10 qps and 100 burst), so a
+// kubekit queue retries exactly like the controllers in kube-controller-manager
+// and controller-runtime. The bucket only paces retries (AddRateLimited), never
+// plain Add.
+const (
+	DefaultBackoffBase  = 5 * time.Millisecond
+	DefaultBackoffMax   = 1000 * time.Second
+	DefaultBucketQPS    = 10
+	DefaultBucketBurst  = 100
+	DefaultMaxRetries   = 15
+	DefaultDrainTimeout = 30 * time.Second
+)
+
+// Option configures [New]. Options may be given in any order; conflicting
+// options (for example [WithRateLimiter] together with [WithBackoff]) are an
+// error returned by New.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	name         string
+	provider     workqueue.MetricsProvider
+	clock        clock.WithTicker
+	backoffBase  time.Duration
+	backoffMax   time.Duration
+	backoffSet   bool
+	qps          float64
+	burst        int
+	bucketSet    bool
+	rateLimiter  any // workqueue.TypedRateLimiter[T], checked in New
+	maxRetries   int
+	onDrop       any // func(T, error), checked in New
+	logger       logr.Logger
+	loggerSet    bool
+	drainTimeout time.Duration
+	errs         []error
+}
+
+func defaultOptions() options {
+	return options{
+		backoffBase:  DefaultBackoffBase,
+		backoffMax:   DefaultBackoffMax,
+		qps:          DefaultBucketQPS,
+		burst:        DefaultBucketBurst,
+		maxRetries:   DefaultMaxRetries,
+		drainTimeout: DefaultDrainTimeout,
+	}
+}
+
+// WithName names the queue. client-go records metrics only for named queues;
+// the name is the "name" label of every workqueue metric. Default: unnamed (no
+// metrics).
+func WithName(name string) Option {
+	return optionFunc(func(o *options) { o.name = name })
+}
+
+// WithMetricsProvider sets the metrics provider of this queue only (client-go's
+// per-queue MetricsProvider field), instead of the process-wide provider set
+// with workqueue.SetProvider. It requires [WithName]. Default: client-go's
+// global provider, which records nothing unless the program called
+// workqueue.SetProvider (k8s.io/component-base does, for example).
+func WithMetricsProvider(p workqueue.MetricsProvider) Option {
+	return optionFunc(func(o *options) {
+		o.provider = p
+		if p == nil {
+			o.errs = append(o.errs, errors.New("WithMetricsProvider: nil provider (omit the option to use client-go's global provider)"))
+		}
+	})
+}
+
+// WithBackoff sets the per-item exponential backoff used by AddRateLimited and
+// by [Queue.Run] after a failed reconcile: the n-th retry of an item waits
+// base*2^(n-1), at most max. [Queue.Forget] resets an item's count. Default:
+// [DefaultBackoffBase] and [DefaultBackoffMax]. Conflicts with
+// [WithRateLimiter].
+func WithBackoff(base, max time.Duration) Option {
+	return optionFunc(func(o *options) {
+		o.backoffBase, o.backoffMax, o.backoffSet = base, max, true
+	})
+}
+
+// WithBucket sets the overall token bucket that paces all rate-limited adds
+// together: qps tokens per second, at most burst at once. WithBucket(0, 0)
+// disables the bucket, leaving only the per-item backoff. Default:
+// [DefaultBucketQPS] and [DefaultBucketBurst]. Conflicts with
+// [WithRateLimiter].
+func WithBucket(qps float64, burst int) Option {
+	return optionFunc(func(o *options) {
+		o.qps, o.burst, o.bucketSet = qps, burst, true
+	})
+}
+
+// WithRateLimiter replaces the default backoff and bucket with any client-go
+// typed rate limiter, for example workqueue.NewTypedItemFastSlowRateLimiter.
+// Its item type must be the queue's item type. Conflicts with [WithBackoff]
+// and [WithBucket].
+func WithRateLimiter[T comparable](rl workqueue.TypedRateLimiter[T]) Option {
+	return optionFunc(func(o *options) {
+		if rl == nil {
+			o.errs = append(o.errs, errors.New("WithRateLimiter: nil rate limiter (omit the option for the default backoff and bucket)"))
+			return
+		}
+		o.rateLimiter = rl
+	})
+}
+
+// WithMaxRetries sets how many times [Queue.Run] retries an item whose
+// reconcile keeps failing before it drops the item (logging it and calling the
+// [WithOnDrop] callback). 0 drops an item at its first failure; a negative
+// value retries forever. Default: [DefaultMaxRetries].
+func WithMaxRetries(n int) Option {
+	return optionFunc(func(o *options) { o.maxRetries = n })
+}
+
+// WithOnDrop sets a callback that [Queue.Run] calls, from the worker
+// goroutine, with each item it drops after [WithMaxRetries] failures and the
+// last error. Its item type must be the queue's item type. Default: none (the
+// drop is only logged).
+func WithOnDrop[T comparable](fn func(item T, err error)) Option {
+	return optionFunc(func(o *options) {
+		if fn == nil {
+			o.errs = append(o.errs, errors.New("WithOnDrop: nil callback (omit the option to only log drops)"))
+			return
+		}
+		o.onDrop = fn
+	})
+}
+
+// WithLogger sets the logger [Queue.Run] uses for failed, panicking and
+// dropped items. Default: klog.FromContext of the context given to Run.
+func WithLogger(l logr.Logger) Option {
+	return optionFunc(func(o *options) { o.logger, o.loggerSet = l, true })
+}
+
+// WithDrainTimeout bounds how long [Queue.Run] waits for in-flight reconciles
+// after its context is cancelled. When it passes, the reconciles' context is
+// cancelled and Run returns [ErrDrainTimeout]. Must be > 0. Default:
+// [DefaultDrainTimeout].
+func WithDrainTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.drainTimeout = d })
+}
+
+// WithClock sets the clock for delays, backoff and the token bucket, so tests
+// can use k8s.io/utils/clock/testing's FakeClock. Default: the real clock.
+func WithClock(c clock.WithTicker) Option {
+	return optionFunc(func(o *options) {
+		o.clock = c
+		if c == nil {
+			o.errs = append(o.errs, errors.New("WithClock: nil clock (omit the option for the real clock)"))
+		}
+	})
+}
+
+func (o *options) validate() error {
+	errs := o.errs
+	if o.provider != nil && o.name == "" {
+		errs = append(errs, errors.New("WithMetricsProvider needs WithName: client-go records no metrics for unnamed queues"))
+	}
+	if o.rateLimiter != nil && (o.backoffSet || o.bucketSet) {
+		errs = append(errs, errors.New("WithRateLimiter cannot be combined with WithBackoff or WithBucket: the custom limiter replaces both (combine them yourself with workqueue.NewTypedMaxOfRateLimiter)"))
+	}
+	if o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
+		errs = append(errs, fmt.Errorf("WithBackoff(%v, %v): need 0 < base <= max", o.backoffBase, o.backoffMax))
+	}
+	if !(o.qps == 0 && o.burst == 0) && (o.qps <= 0 || o.burst <= 0) {
+		errs = append(errs, fmt.Errorf("WithBucket(%v, %d): need qps > 0 and burst > 0, or both 0 to disable the bucket", o.qps, o.burst))
+	}
+	if o.drainTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("WithDrainTimeout(%v): must be > 0", o.drainTimeout))
+	}
+	return errors.Join(errs...)
+}
