@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubekit/kubekit/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
+}
+
+// syncBuffer is a bytes.Buffer safe for the program's handler goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
+}
+
+func kube(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	k, err := kubernetes.NewForConfig(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func namespace(t *testing.T, k kubernetes.Interface, name string) {
+	t.Helper()
+	if _, err := k.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.CoreV1().ServiceAccounts(name).Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func createPod(t *testing.T, k kubernetes.Interface, ns, name, app, node string) {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "pause"}}},
+	}
+	if _, err := k.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the program in the background and returns its output and a
+// function that stops it and returns run's error.
+func start(t *testing.T, args ...string) (*syncBuffer, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"--kubeconfig", env.Kubeconfig()}, args...), &out, &errOut) }()
+	stop := sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("run did not return within 30s of cancel")
+		}
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return &out, stop
+}
+
+func waitLines(t *testing.T, out *syncBuffer, want func([]string) bool) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lines := out.lines()
+		if want(lines) {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("output after 30s:\n%s", strings.Join(lines, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestEventsAndIndex(t *testing.T) {
+	k := kube(t)
+	ns1, ns2, other := "ex-inf-a", "ex-inf-b", "ex-inf-other"
+	for _, ns := range []string{ns1, ns2, other} {
+		namespace(t, k, ns)
+	}
+	createPod(t, k, ns1, "web-1", "web", "node-1")
+	createPod(t, k, ns1, "db-1", "db", "")
+	createPod(t, k, ns2, "web-2", "web", "")
+	createPod(t, k, other, "web-3", "web", "node-1")
+
+	out, stop := start(t, "-n", ns1, "--namespace", ns2, "--index", "label:app=web")
+	lines := waitLines(t, out, func(l []string) bool { return len(l) >= 3 })
+	if want := []string{"synced 3 objects", "MATCH " + ns1 + "/web-1", "MATCH " + ns2 + "/web-2"}; !slices.Equal(lines, want) {
+		t.Fatalf("output %q, want %q", lines, want)
+	}
+
+	createPod(t, k, ns2, "new", "web", "")
+	createPod(t, k, other, "not-watched", "web", "")
+	p, err := k.CoreV1().Pods(ns2).Get(t.Context(), "new", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Labels["v"] = "2"
+	if _, err := k.CoreV1().Pods(ns2).Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.CoreV1().Pods(ns2).Delete(t.Context(), "new", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lines = waitLines(t, out, func(l []string) bool { return slices.Contains(l, "DELETE "+ns2+"/new") })
+	events := lines[3:]
+	// deleting an unbound Pod may first set its deletionTimestamp (an UPDATE).
+	if len(events) < 3 || events[0] != "ADD "+ns2+"/new" || events[1] != "UPDATE "+ns2+"/new" || events[len(events)-1] != "DELETE "+ns2+"/new" {
+		t.Fatalf("events %q", events)
+	}
+	for _, e := range events {
+		if strings.Contains(e, other) {
+			t.Fatalf("event from an unwatched namespace: %q", e)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run after interrupt: %v", err)
+	}
+}
+
+func TestSelectorNodeIndexAndResync(t *testing.T) {
+	k := kube(t)
+	ns := "ex-inf-sel"
+	namespace(t, k, ns)
+	createPod(t, k, ns, "a", "web", "node-1")
+	createPod(t, k, ns, "b", "web", "node-2")
+	createPod(t, k, ns, "c", "db", "node-1")
+	out, stop := start(t, "-n", ns, "-l", "app=web", "--index", "node=node-1", "--resync", "1s")
+	waitLines(t, out, func(l []string) bool { return len(l) >= 2 })
+	lines := waitLines(t, out, func(l []string) bool {
+		n := 0
+		for _, line := range l {
+			if line == "UPDATE "+ns+"/a" {
+				n++
+			}
+		}
+		return n >= 2 // resynced twice
+	})
+	if want := []string{"synced 2 objects", "MATCH " + ns + "/a"}; !slices.Equal(lines[:2], want) {
+		t.Fatalf("output %q, want it to start with %q", lines, want)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClusterScopedResource(t *testing.T) {
+	out, stop := start(t, "--resource", "namespaces", "-l", "kubernetes.io/metadata.name=kube-system", "--index", "namespace=")
+	lines := waitLines(t, out, func(l []string) bool { return len(l) >= 2 })
+	if want := []string{"synced 1 objects", "MATCH kube-system"}; !slices.Equal(lines, want) {
+		t.Fatalf("output %q, want %q", lines, want)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown resource", []string{"--resource", "nopes.example.com"}, "nopes.example.com"},
+		{"empty resource", []string{"--resource", ""}, "--resource"},
+		{"bad selector", []string{"-l", "app in (x"}, "WithLabelSelector"},
+		{"bad namespace", []string{"-n", "Bad_NS"}, "not a valid namespace name"},
+		{"bad index", []string{"--index", "color=red"}, `unknown key "color"`},
+		{"index without value", []string{"--index", "label:app"}, "KEY=VALUE"},
+		{"bad flag", []string{"--nope"}, "unknown flag"},
+		{"extra argument", []string{"pods"}, "unexpected arguments"},
+		{"unknown context", []string{"--context", "nope"}, `"nope"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut syncBuffer
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			err := run(ctx, append([]string{"--kubeconfig", env.Kubeconfig()}, tt.args...), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error()+fmt.Sprint(errOut.lines()), tt.want) {
+				t.Fatalf("err = %v (stderr %q), want it to mention %q", err, errOut.lines(), tt.want)
+			}
+			if s := strings.Join(out.lines(), ""); s != "" {
+				t.Fatalf("stdout on error: %q", s)
+			}
+		})
+	}
+}
