@@ -160,7 +160,7 @@ func (w *worker[T]) process(item T) {
 		return
 	}
 	if n := q.NumRequeues(item); w.q.maxRetries < 0 || n < w.q.maxRetries {
-		w.log.V(2).Info("Reconcile failed, retrying", "item", item, "retry", n+1, "err", err)
+		w.log.Error(err, "Reconcile failed, retrying", "item", item, "retry", n+1)
 		q.AddRateLimited(item)
 		return
 	}

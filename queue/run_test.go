@@ -132,8 +132,12 @@ func TestRunRetriesThenDrops(t *testing.T) {
 	if n := q.NumRequeues("x"); n != 0 {
 		t.Fatalf("NumRequeues after drop = %d, want 0 (forgotten)", n)
 	}
-	if l := logs.String(); !strings.Contains(l, "Dropping item") || !strings.Contains(l, `"item"="x"`) {
+	l := logs.String()
+	if !strings.Contains(l, "Dropping item") || !strings.Contains(l, `"item"="x"`) {
 		t.Fatalf("no drop log line for x:\n%s", l)
+	}
+	if n := strings.Count(l, `"msg"="Reconcile failed, retrying"`); n != 3 || !strings.Contains(l, `"retry"=3`) {
+		t.Fatalf("want 3 retry log lines, up to retry 3; got %d:\n%s", n, l)
 	}
 }
 
