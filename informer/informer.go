@@ -75,7 +75,14 @@ func ForResource(f *Factory, gvr schema.GroupVersionResource) (*Informer[*unstru
 func (i *Informer[T]) Resource() schema.GroupVersionResource { return i.e.gvr }
 
 // Lister returns the typed read access to the informer's cache.
-func (i *Informer[T]) Lister() *Lister[T] { return &Lister[T]{e: i.e} }
+func (i *Informer[T]) Lister() *Lister[T] {
+	l := &Lister[T]{e: i.e, gr: i.e.gvr.GroupResource(), byNamespace: map[string]cache.Indexer{}}
+	for ns, inf := range i.e.informers {
+		l.byNamespace[ns] = inf.GetIndexer()
+	}
+	l.all = l.byNamespace[""]
+	return l
+}
 
 // Informers returns the underlying client-go informers, keyed by namespace
 // ("" when one informer watches all namespaces or the resource is
@@ -272,7 +279,10 @@ func (i *Informer[T]) cast(obj any, event string) (T, bool) {
 // Lister reads an informer's cache. Its results are shared with the cache
 // and with other users: treat them as read-only (DeepCopy before changing).
 type Lister[T Object] struct {
-	e *entry
+	e           *entry
+	gr          schema.GroupResource
+	all         cache.Indexer            // the one indexer when all namespaces are watched, else nil
+	byNamespace map[string]cache.Indexer // per watched namespace
 }
 
 // Get returns the object namespace/name (namespace "" for cluster-scoped
@@ -285,30 +295,32 @@ func (l *Lister[T]) Get(namespace, name string) (T, error) {
 	if namespace != "" {
 		key = namespace + "/" + name
 	}
-	inf, err := l.informerFor(namespace)
-	if err != nil {
-		return zero, fmt.Errorf("informer: get %s %s: %w", l.e.gvr.GroupResource(), key, err)
+	idx := l.all
+	if idx == nil {
+		if idx = l.byNamespace[namespace]; idx == nil {
+			return zero, fmt.Errorf("informer: get %s %s: %w: %q (watched: %v)", l.gr, key, ErrNotWatched, namespace, l.e.namespaces)
+		}
 	}
-	obj, exists, err := inf.GetIndexer().GetByKey(key)
+	obj, exists, err := idx.GetByKey(key)
 	if err != nil {
-		return zero, fmt.Errorf("informer: get %s %s: %w", l.e.gvr.GroupResource(), key, err)
+		return zero, fmt.Errorf("informer: get %s %s: %w", l.gr, key, err)
 	}
 	if !exists {
-		return zero, apierrors.NewNotFound(l.e.gvr.GroupResource(), name)
+		return zero, apierrors.NewNotFound(l.gr, name)
 	}
 	o, ok := obj.(T)
 	if !ok {
-		return zero, fmt.Errorf("informer: get %s %s: cached object is %T, not %v", l.e.gvr.GroupResource(), key, obj, reflect.TypeFor[T]())
+		return zero, fmt.Errorf("informer: get %s %s: cached object is %T, not %v", l.gr, key, obj, reflect.TypeFor[T]())
 	}
 	return o, nil
 }
 
-func (l *Lister[T]) informerFor(namespace string) (cache.SharedIndexInformer, error) {
-	if inf, ok := l.e.informers[""]; ok {
-		return inf, nil
+func (l *Lister[T]) informerFor(namespace string) (cache.Indexer, error) {
+	if l.all != nil {
+		return l.all, nil
 	}
-	if inf, ok := l.e.informers[namespace]; ok {
-		return inf, nil
+	if idx, ok := l.byNamespace[namespace]; ok {
+		return idx, nil
 	}
 	return nil, fmt.Errorf("%w: %q (watched: %v)", ErrNotWatched, namespace, l.e.namespaces)
 }
@@ -329,11 +341,11 @@ func (l *Lister[T]) List(selector labels.Selector) ([]T, error) {
 // ListInNamespace returns the cached objects in namespace matching selector
 // (nil matches everything), using the namespace index.
 func (l *Lister[T]) ListInNamespace(namespace string, selector labels.Selector) ([]T, error) {
-	inf, err := l.informerFor(namespace)
+	idx, err := l.informerFor(namespace)
 	if err != nil {
 		return nil, fmt.Errorf("informer: list %s in %q: %w", l.e.gvr.GroupResource(), namespace, err)
 	}
-	objs, err := inf.GetIndexer().ByIndex(IndexNamespace, namespace)
+	objs, err := idx.ByIndex(IndexNamespace, namespace)
 	if err != nil {
 		return nil, fmt.Errorf("informer: list %s in %q: %w", l.e.gvr.GroupResource(), namespace, err)
 	}
