@@ -25,7 +25,7 @@ type Flags struct {
 }
 
 const (
-	usageV      = "log verbosity: V(n) lines are written when n <= v (0-127; client-go logs each request at 6, headers at 7-8, bodies at 9-10)"
+	usageV      = "log verbosity: V(n) lines are written when n <= v (0-127; client-go logs each request at 6, headers at 7, bodies at 8 and up)"
 	usageFormat = `log format: "json" or "console"`
 	usageFile   = "also write the log to this file (appended to, created if missing)"
 )

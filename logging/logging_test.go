@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/zapr"
 	"go.uber.org/goleak"
 
 	"github.com/kubekit/kubekit/logging"
@@ -76,12 +77,14 @@ func TestLevelsAndFields(t *testing.T) {
 	log.V(3).Info("three")
 	log.Error(errors.New("boom"), "failed", "k", 1)
 	log.WithName("sub").WithValues("pod", "ns/p").Info("named")
+	log.WithName("sub").WithValues("a", 1).V(3).Info("named three") // derived loggers keep the verbosity
+	log.WithName("sub").V(2).Info("named two")
 	if err := log.Sync(); err != nil {
 		t.Fatal(err)
 	}
 
 	ls := lines(t, out.String())
-	if find(ls, "three") != nil {
+	if find(ls, "three") != nil || find(ls, "named three") != nil {
 		t.Errorf("V(3) written at verbosity 2:\n%s", out.String())
 	}
 	for _, tc := range []struct {
@@ -118,6 +121,12 @@ func TestLevelsAndFields(t *testing.T) {
 	}
 	if n := find(ls, "named"); n == nil || n["logger"] != "sub" || n["pod"] != "ns/p" {
 		t.Errorf("named line = %v", n)
+	}
+	if n := find(ls, "named two"); n == nil || n["v"] != 2.0 || !strings.HasPrefix(n["caller"].(string), "logging/logging_test.go:") {
+		t.Errorf("named V(2) line = %v", n)
+	}
+	if u, ok := log.GetSink().(zapr.Underlier); !ok || u.GetUnderlying().Core() != log.Zap().Core() {
+		t.Error("the sink does not expose the zap logger as zapr.Underlier")
 	}
 }
 

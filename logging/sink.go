@@ -1,0 +1,57 @@
+package logging
+
+import (
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+)
+
+// levelSink puts the verbosity check in front of zapr's sink. zapr's
+// Enabled goes through three interface calls (zap's core and level
+// enabler); a disabled V-level is the hot path of every program that logs
+// at V(4) in loops, so it gets one integer compare instead. zap's core is
+// built at level -v, so level <= v is exactly what zap would decide.
+//
+// levelSink adds one stack frame between logr and zapr. zapr's sink comes
+// from zapr.NewLoggerWithOptions, whose logr.New already told it to skip
+// logr's frame; logr.New(levelSink) calls Init again with depth 1, which
+// levelSink passes on to skip its own frame. So callers still point at the
+// code that logged (the tests check direct, klog and client-go callers).
+type levelSink struct {
+	sink logr.LogSink // zapr's
+	v    int
+}
+
+var (
+	_ logr.LogSink          = (*levelSink)(nil)
+	_ logr.CallDepthLogSink = (*levelSink)(nil)
+	_ zapr.Underlier        = (*levelSink)(nil)
+)
+
+// Init passes the depth on: see the type's comment.
+func (s *levelSink) Init(ri logr.RuntimeInfo) { s.sink.Init(ri) }
+
+func (s *levelSink) Enabled(level int) bool { return level <= s.v }
+
+func (s *levelSink) Info(level int, msg string, keysAndValues ...any) {
+	s.sink.Info(level, msg, keysAndValues...)
+}
+
+func (s *levelSink) Error(err error, msg string, keysAndValues ...any) {
+	s.sink.Error(err, msg, keysAndValues...)
+}
+
+func (s *levelSink) WithValues(keysAndValues ...any) logr.LogSink {
+	return &levelSink{sink: s.sink.WithValues(keysAndValues...), v: s.v}
+}
+
+func (s *levelSink) WithName(name string) logr.LogSink {
+	return &levelSink{sink: s.sink.WithName(name), v: s.v}
+}
+
+func (s *levelSink) WithCallDepth(depth int) logr.LogSink {
+	return &levelSink{sink: s.sink.(logr.CallDepthLogSink).WithCallDepth(depth), v: s.v}
+}
+
+// GetUnderlying returns the zap logger, as zapr's sink does.
+func (s *levelSink) GetUnderlying() *zap.Logger { return s.sink.(zapr.Underlier).GetUnderlying() }
