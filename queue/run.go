@@ -47,6 +47,8 @@ type ReconcileFunc[T comparable] func(ctx context.Context, item T) (Result, erro
 
 // Run processes items with workers goroutines until ctx is cancelled or the
 // queue is shut down, and returns only when its goroutines have stopped.
+// After a ShutDown from elsewhere, Run first finishes the items already
+// queued.
 //
 // For each item every worker does Get, reconcile, Done; on success it calls
 // Forget (and AddAfter for [Result.RequeueAfter]); on error it calls

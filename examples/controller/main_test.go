@@ -261,6 +261,19 @@ func TestMirrorsConfigMaps(t *testing.T) {
 		t.Fatalf("bystander = %v, %v; want it untouched", cm, err)
 	}
 
+	// A source pointing at its own namespace would overwrite itself: refused
+	// with a log line naming the annotation.
+	self := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "self", Namespace: src,
+		Labels:      map[string]string{MirrorLabel: "true"},
+		Annotations: map[string]string{MirrorToAnnotation: src}}}
+	if _, err := cms(src).Create(t.Context(), self, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitLine(t, "reconciled "+src+"/self: unchanged")
+	if l := strings.Join(r.errOut.lines(), "\n"); !strings.Contains(l, "Ignoring invalid mirror target") || !strings.Contains(l, MirrorToAnnotation) {
+		t.Errorf("no log line about the invalid target:\n%s", l)
+	}
+
 	// An unlabelled ConfigMap is never reconciled.
 	plain := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: src, Annotations: map[string]string{MirrorToAnnotation: dst}}}
 	if _, err := cms(src).Create(t.Context(), plain, metav1.CreateOptions{}); err != nil {
@@ -281,9 +294,9 @@ func TestRestartDeletesOrphans(t *testing.T) {
 	kube := kubernetes.NewForConfigOrDie(env.Config())
 	// Checked after the cleanups below (LIFO): every goroutine run started
 	// has stopped; only HTTP keep-alive connections may remain.
-	before := goleak.IgnoreCurrent()
+	ignoreBefore := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
-		goleak.VerifyNone(t, before,
+		goleak.VerifyNone(t, ignoreBefore,
 			goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 			goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
@@ -300,6 +313,19 @@ func TestRestartDeletesOrphans(t *testing.T) {
 	r.waitLine(t, "reconciled "+src+"/b: created")
 	mirrorIs(t, kube, dst, "b", src+"/b", "v")
 	r.stop(t)
+	before, err := kube.CoreV1().ConfigMaps(dst).Get(t.Context(), "b", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart with everything up to date writes nothing.
+	r = startController(t, "--workers", "1")
+	r.waitLine(t, "reconciled "+src+"/b: unchanged")
+	r.stop(t)
+	after, err := kube.CoreV1().ConfigMaps(dst).Get(t.Context(), "b", metav1.GetOptions{})
+	if err != nil || after.ResourceVersion != before.ResourceVersion {
+		t.Fatalf("mirror rewritten on restart: resourceVersion %s -> %v (err %v)", before.ResourceVersion, after.ResourceVersion, err)
+	}
 
 	// Source deleted while the controller is down: the restarted controller
 	// deletes the orphaned mirror.
