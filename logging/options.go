@@ -87,7 +87,7 @@ func (o *options) validate() error {
 
 func checkVerbosity(v int) error {
 	if v < 0 || v > MaxVerbosity {
-		return fmt.Errorf("logging: verbosity %d out of range: use 0 (default, only V(0) lines) up to %d (V(n) lines show when n <= verbosity; client-go logs requests at 6, bodies at 8-10)", v, MaxVerbosity)
+		return fmt.Errorf("logging: verbosity %d out of range: use 0 (default, only V(0) lines) up to %d (V(n) lines show when n <= verbosity; client-go logs requests at 6, bodies at 8 and up)", v, MaxVerbosity)
 	}
 	return nil
 }
