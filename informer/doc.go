@@ -37,9 +37,10 @@
 //   - [WithResync], [WithResyncFor]: resync period, default and per
 //     resource (schema.GroupResource).
 //   - [WithTransform], [WithDropManagedFields]: change objects before they
-//     are cached. Dropping managedFields saves about half of the heap a
-//     Pod created by server-side apply with a few field managers takes
-//     (BenchmarkManagedFieldsMemory: see the README / BENCHMARKS.md).
+//     are cached. Dropping managedFields took a Pod with three field
+//     managers from 10.1 KB to 7.1 KB of heap in the cache (29% less,
+//     BenchmarkManagedFieldsMemory); the saving grows with the number of
+//     managers and the size of what they manage.
 //
 // The factory's clients reuse the client's connection pool and settings
 // but not client.WithTimeout: a whole-request timeout on rest.Config would

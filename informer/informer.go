@@ -58,7 +58,8 @@ func For[T Object](f *Factory) (*Informer[T], error) {
 // serves, custom resources included, e.g.
 // ForResource(f, schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}).
 // An empty Version picks the server's preferred version. An unknown
-// resource is an error naming it.
+// resource is an error naming it. A dynamic informer and a typed one (For)
+// of the same resource are separate caches with separate watches.
 func ForResource(f *Factory, gvr schema.GroupVersionResource) (*Informer[*unstructured.Unstructured], error) {
 	full, namespaced, err := f.resolveResource(gvr)
 	if err != nil {

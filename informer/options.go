@@ -137,10 +137,12 @@ func WithTransform(fn cache.TransformFunc) Option {
 }
 
 // WithDropManagedFields(true) strips metadata.managedFields from every cached
-// object with [DropManagedFields]. Server-side apply records one entry per
-// field manager; for typical Pods they are a third to a half of the object's
-// memory (see BenchmarkManagedFieldsMemory and the package documentation).
-// Default false, because code that inspects managedFields needs them.
+// object with [DropManagedFields]. The API server records one entry per
+// field manager; measured on Pods with three managers (a ReplicaSet
+// controller's server-side apply, kubelet's status, a kubectl label), the
+// cache holds 10.1 KB per Pod by default and 7.1 KB without managedFields,
+// 29% less (BenchmarkManagedFieldsMemory). Default false, because code that
+// inspects managedFields needs them.
 func WithDropManagedFields(drop bool) Option {
 	return optionFunc(func(o *options) { o.dropManaged = drop })
 }
