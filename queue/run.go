@@ -121,9 +121,10 @@ func (q *Queue[T]) Run(ctx context.Context, workers int, reconcile ReconcileFunc
 		cancelWork()
 		return nil
 	case <-t.C:
-		cancelWork()
 		// After ShutDown a worker only keeps running inside a reconcile.
-		return fmt.Errorf("queue.Run: %w: %d after %v", ErrDrainTimeout, running.Load(), q.drainTimeout)
+		busy := running.Load()
+		cancelWork()
+		return fmt.Errorf("queue.Run: %w: %d of %d workers still busy after %v", ErrDrainTimeout, busy, workers, q.drainTimeout)
 	}
 }
 

@@ -373,10 +373,10 @@ func TestRunDrainsInFlightOnCancel(t *testing.T) {
 }
 
 func TestRunDrainTimeout(t *testing.T) {
-	q := newQueue[string](t, queue.WithDrainTimeout(100*time.Millisecond))
+	q := newQueue[string](t, queue.WithDrainTimeout(100*time.Millisecond), queue.WithLogger(logr.Discard()))
 	started := make(chan struct{})
 	exited := make(chan struct{})
-	stop := runQueue(t, q, 2, func(ctx context.Context, item string) (queue.Result, error) {
+	stop := runQueue(t, q, 1, func(ctx context.Context, item string) (queue.Result, error) {
 		defer close(exited)
 		close(started)
 		<-ctx.Done() // a reconcile that only stops when told to
@@ -385,8 +385,8 @@ func TestRunDrainTimeout(t *testing.T) {
 	q.Add("stuck")
 	<-started
 	err := stop()
-	if !errors.Is(err, queue.ErrDrainTimeout) || !strings.Contains(err.Error(), "1 after 100ms") {
-		t.Fatalf("Run = %v, want ErrDrainTimeout naming 1 reconcile", err)
+	if !errors.Is(err, queue.ErrDrainTimeout) || !strings.Contains(err.Error(), "1 of 1 workers still busy after 100ms") {
+		t.Fatalf("Run = %v, want ErrDrainTimeout naming the busy worker", err)
 	}
 	select {
 	case <-exited: // its context was cancelled, so it returned
