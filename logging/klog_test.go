@@ -13,9 +13,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"go.uber.org/goleak"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -55,13 +57,18 @@ func serverVersion(t *testing.T, ctx context.Context, cfg *rest.Config, log logr
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.HTTPClient().CloseIdleConnections()
+	// client-go's round-tripper wrappers hide CloseIdleConnections from
+	// http.Client; utilnet unwraps them.
+	defer utilnet.CloseIdleConnectionsFor(c.HTTPClient().Transport)
 	if _, err := c.ServerVersion(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestClientGoRequestLines(t *testing.T) {
+	// Routing and logging start no goroutines; the client's connections
+	// are closed by serverVersion.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	versionURL := regexp.MustCompile(`^https://127\.0\.0\.1:\d+/version$`)
 	for _, v := range []int{2, 6} {
 		t.Run(fmt.Sprintf("v=%d", v), func(t *testing.T) {

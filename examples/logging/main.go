@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 
 	"github.com/kubekit/kubekit/client"
@@ -81,7 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer c.HTTPClient().CloseIdleConnections()
+	// client-go's round-tripper wrappers hide CloseIdleConnections from
+	// http.Client; utilnet unwraps them.
+	defer utilnet.CloseIdleConnectionsFor(c.HTTPClient().Transport)
 
 	klog.V(1).InfoS("Connecting", "host", c.Config().Host)
 	v, err := c.ServerVersion(ctx)
