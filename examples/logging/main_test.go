@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
 	"k8s.io/klog/v2"
 
 	"github.com/kubekit/kubekit/internal/testenv"
@@ -43,6 +44,7 @@ func jsonLines(t *testing.T, s string) map[string]map[string]any {
 
 // The runs route klog, so they are not parallel; run restores klog.
 func TestRun(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // run closes its connections
 	tests := []struct {
 		name  string
 		args  []string
