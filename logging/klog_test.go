@@ -143,7 +143,7 @@ func TestKlogVerbosity(t *testing.T) {
 					t.Errorf("%q (V(%d)) shown=%v at v=%d:\n%s", msg, level, l != nil, v, out.String())
 					continue
 				}
-				if l != nil && (l["level"] != "INFO" || l["v"] != float64(level)) {
+				if l != nil && (l["level"] != "INFO" || l["v"] != float64(level) || !strings.HasPrefix(l["caller"].(string), "logging/klog_test.go:")) {
 					t.Errorf("%q: %v", msg, l)
 				}
 			}

@@ -76,7 +76,7 @@ func New(opts ...Option) (*Logger, error) {
 	zl := zap.New(core, zopts...)
 
 	return &Logger{
-		Logger:    logr.New(&levelSink{sink: zapr.NewLoggerWithOptions(zl, zapr.LogInfoLevel("v"), zapr.ErrorKey("err")).GetSink(), v: o.verbosity}),
+		Logger:    logr.New(newLevelSink(zapr.NewLoggerWithOptions(zl, zapr.LogInfoLevel("v"), zapr.ErrorKey("err")).GetSink(), o.verbosity)),
 		zap:       zl,
 		verbosity: o.verbosity,
 		file:      file,

@@ -1,6 +1,8 @@
 package logging
 
 import (
+	"sync/atomic"
+
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
@@ -17,9 +19,21 @@ import (
 // logr's frame; logr.New(levelSink) calls Init again with depth 1, which
 // levelSink passes on to skip its own frame. So callers still point at the
 // code that logged (the tests check direct, klog and client-go callers).
+//
+// klog calls WithCallDepth on its global logger for every line, and zapr
+// answers by cloning its zap.Logger. The root sink (the one New builds and
+// RouteKlog gives klog) caches the sinks for small depths, so the bridge
+// does not allocate a logger per line.
 type levelSink struct {
-	sink logr.LogSink // zapr's
-	v    int
+	sink   logr.LogSink // zapr's
+	v      int
+	depths *[maxCachedDepth]atomic.Pointer[levelSink] // nil except on the root sink
+}
+
+const maxCachedDepth = 8
+
+func newLevelSink(sink logr.LogSink, v int) *levelSink {
+	return &levelSink{sink: sink, v: v, depths: new([maxCachedDepth]atomic.Pointer[levelSink])}
 }
 
 var (
@@ -50,6 +64,14 @@ func (s *levelSink) WithName(name string) logr.LogSink {
 }
 
 func (s *levelSink) WithCallDepth(depth int) logr.LogSink {
+	if s.depths != nil && depth >= 0 && depth < maxCachedDepth {
+		if d := s.depths[depth].Load(); d != nil {
+			return d
+		}
+		d := &levelSink{sink: s.sink.(logr.CallDepthLogSink).WithCallDepth(depth), v: s.v}
+		s.depths[depth].Store(d) // a race stores an equivalent sink: harmless
+		return d
+	}
 	return &levelSink{sink: s.sink.(logr.CallDepthLogSink).WithCallDepth(depth), v: s.v}
 }
 
