@@ -5,7 +5,7 @@
 // # Overview
 //
 // klog and zap count levels in opposite directions. klog writes V(n) when
-// n <= -v; zapr hands V(n) to zap as level -n, which zap writes when it is
+// n <= its -v flag; zapr hands V(n) to zap as level -n, which zap writes when it is
 // >= zap's level. Setting only klog's -v to 10 therefore shows nothing new:
 // zap, still at info, drops level -4. [New] takes one verbosity v and sets
 // zap's level to -v; [Logger.RouteKlog] sets klog's -v to the same v. Then a
@@ -89,7 +89,10 @@
 // # Performance
 //
 // BenchmarkInfo, BenchmarkBridgeRatio and BenchmarkDisabledV compare logr
-// on zap, klog through the bridge, and klog's own text format. A disabled
+// on zap, klog through the bridge, and klog's own text format. klog.InfoS
+// through the bridge costs about what logr on zap does, with the same
+// allocations: the Logger caches the call-depth variants klog asks for on
+// every line, and checks V-levels with one integer compare. A disabled
 // V-level call costs a few nanoseconds and no allocation when guarded with
 // `if v := log.V(5); v.Enabled() {...}`; unguarded, the key/value slice is
 // allocated before the level is checked (logr and klog alike).
