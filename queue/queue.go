@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -26,7 +27,7 @@ type Queue[T comparable] struct {
 	logger       logr.Logger
 	loggerSet    bool
 	drainTimeout time.Duration
-	started      chan struct{} // closed by the first Run
+	started      atomic.Bool // set by the first Run
 }
 
 var _ workqueue.TypedRateLimitingInterface[string] = (*Queue[string])(nil)
@@ -99,7 +100,6 @@ func New[T comparable](opts ...Option) (*Queue[T], error) {
 		drainTimeout: o.drainTimeout,
 		logger:       o.logger,
 		loggerSet:    o.loggerSet,
-		started:      make(chan struct{}),
 	}
 	return q, nil
 }

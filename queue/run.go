@@ -71,11 +71,8 @@ func (q *Queue[T]) Run(ctx context.Context, workers int, reconcile ReconcileFunc
 	if reconcile == nil {
 		return errors.New("queue.Run: nil reconcile func")
 	}
-	select {
-	case <-q.started:
+	if !q.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("queue.Run: %w", ErrAlreadyRunning)
-	default:
-		close(q.started)
 	}
 	if err := ctx.Err(); err != nil {
 		q.ShutDown()

@@ -433,3 +433,21 @@ func TestRunArguments(t *testing.T) {
 		t.Fatalf("second Run = %v, want ErrAlreadyRunning", err)
 	}
 }
+
+func TestRunConcurrentCalls(t *testing.T) {
+	q := newQueue[string](t)
+	ok := func(context.Context, string) (queue.Result, error) { return queue.Result{}, nil }
+	ctx, cancel := context.WithCancel(t.Context())
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- q.Run(ctx, 1, ok) }()
+	}
+	// One Run returns at once with ErrAlreadyRunning, the other on cancel.
+	if err := <-errs; !errors.Is(err, queue.ErrAlreadyRunning) {
+		t.Fatalf("first Run to return = %v, want ErrAlreadyRunning", err)
+	}
+	cancel()
+	if err := <-errs; err != nil {
+		t.Fatalf("running Run = %v, want nil", err)
+	}
+}
