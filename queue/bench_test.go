@@ -104,18 +104,26 @@ func BenchmarkWorkerLoop(b *testing.B) {
 		b.ReportMetric(float64(b.N)/took.Seconds(), "items/s")
 	})
 	b.Run("ratio", func(b *testing.B) {
+		// Both loops run alternately in small batches; the ratio of the best
+		// batch of each is robust against load from other processes, which
+		// on a shared machine swamps the difference being measured.
 		const n = 20000
 		var kk, cg time.Duration
+		bestKK, bestCG := time.Duration(1<<62), time.Duration(1<<62)
 		for i := 0; b.Loop(); i++ {
+			var k, c time.Duration
 			if i%2 == 0 { // alternate which goes first, so neither pays the other's GC
-				kk += runKubekit(b, n)
-				cg += runClientGo(b, n)
+				k = runKubekit(b, n)
+				c = runClientGo(b, n)
 			} else {
-				cg += runClientGo(b, n)
-				kk += runKubekit(b, n)
+				c = runClientGo(b, n)
+				k = runKubekit(b, n)
 			}
+			kk, cg = kk+k, cg+c
+			bestKK, bestCG = min(bestKK, k), min(bestCG, c)
 		}
-		b.ReportMetric(cg.Seconds()/kk.Seconds(), "kubekit/client-go")
+		b.ReportMetric(bestCG.Seconds()/bestKK.Seconds(), "kubekit/client-go")
+		b.ReportMetric(cg.Seconds()/kk.Seconds(), "mean-kubekit/client-go")
 		b.ReportMetric(float64(n*b.N)/kk.Seconds(), "kubekit-items/s")
 		b.ReportMetric(float64(n*b.N)/cg.Seconds(), "client-go-items/s")
 	})
