@@ -317,3 +317,11 @@ func (c *Client) ServerVersion(ctx context.Context) (*version.Info, error) {
 	}
 	return &info, nil
 }
+
+// Close closes the idle connections of the shared HTTP client, HTTP/2 ones
+// included (http.Client.CloseIdleConnections cannot reach through client-go's
+// round-tripper wrappers), so their goroutines end. The Client stays usable:
+// a later request opens a new connection. Call it when done with the Client.
+func (c *Client) Close() {
+	utilnet.CloseIdleConnectionsFor(c.httpClient.Transport)
+}

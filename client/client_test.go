@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -176,4 +177,16 @@ func gadgetCRD() *unstructured.Unstructured {
 			}},
 		},
 	}}
+}
+
+func TestCloseEndsConnectionGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c := newClient(t)
+	if _, err := c.ServerVersion(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Kubernetes().CoreV1().Namespaces().Get(t.Context(), "default", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
