@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	v, err := c.ServerVersion(ctx)
 	if err != nil {
 		return err
