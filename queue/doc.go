@@ -39,7 +39,8 @@
 // ([WithName]). [WithMetricsProvider] sets the provider for this queue only;
 // without it client-go's process-wide provider (workqueue.SetProvider,
 // global state kubekit never touches) is used, which records nothing unless
-// the program set one.
+// the program set one. Package [github.com/kubekit/kubekit/queue/prometheus]
+// provides a Prometheus provider with the metric names Kubernetes uses.
 //
 // # Lifecycle
 //
