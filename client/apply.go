@@ -27,12 +27,14 @@ const (
 // from other managers), creating the object if needed, fills obj with the
 // result and reports what happened.
 //
-// The outcome comes from the API server's answers, never from comparing
-// objects field by field on the client: Apply reads the object first
+// The outcome comes from the API server's answers, never from comparing the
+// object sent with the object stored: Apply reads the object first
 // (resourceVersion, or NotFound), then applies.
 //   - Created: the apply answered 201 Created, so this call created it.
 //   - Unchanged: the object existed and its resourceVersion did not move (a
-//     no-op apply does not write to etcd).
+//     no-op apply does not write to etcd), or the only thing the write moved
+//     was managedFields bookkeeping (e.g. the first re-apply of a Namespace
+//     that names no fields records "before-first-apply" ownership).
 //   - Configured: anything else. If another writer changes or creates the
 //     object between the read and the apply, the outcome is Configured, never
 //     a false Unchanged or Created.
@@ -58,37 +60,41 @@ func (c *Client) apply(ctx context.Context, obj Object, o *writeOptions) (Outcom
 	if err != nil {
 		return "", err
 	}
+	outcome, _, err := c.applyTarget(ctx, obj, t, o)
+	return outcome, err
+}
+
+// applyTarget applies obj at t; existed reports whether the read before the
+// apply found the object.
+func (c *Client) applyTarget(ctx context.Context, obj Object, t target, o *writeOptions) (_ Outcome, existed bool, _ error) {
 	data, err := encode(obj, t.gvk, true)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	before, _, err := do(ctx, c.request("GET", t, true), "apply: read", t)
-	existed := err == nil
+	existed = err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
-		return "", err
+		return "", false, err
 	}
 	r := o.params(c.request("PATCH", t, true), "Apply").SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
 	after, code, err := do(ctx, r, "apply", t)
 	if err != nil {
-		return "", err
+		return "", existed, err
 	}
 	if err := decodeInto(obj, after); err != nil {
-		return "", err
+		return "", existed, err
 	}
 	switch {
 	case code == http.StatusCreated:
-		return Created, nil
+		return Created, existed, nil
 	case !existed:
-		return Configured, nil // created by someone else meanwhile
-	case o.dryRun:
-		if sameObject(before, after) {
-			return Unchanged, nil
-		}
-		return Configured, nil
-	case resourceVersion(before) == resourceVersion(after) && resourceVersion(after) != "":
-		return Unchanged, nil
+		return Configured, existed, nil // created by someone else meanwhile
+	case !o.dryRun && resourceVersion(before) == resourceVersion(after) && resourceVersion(after) != "":
+		return Unchanged, existed, nil
+	case sameObject(before, after):
+		return Unchanged, existed, nil
 	default:
-		return Configured, nil
+		return Configured, existed, nil
 	}
 }
 
@@ -116,6 +122,7 @@ func sameObject(a, b []byte) bool {
 	for _, m := range []map[string]any{x, y} {
 		if md, ok := m["metadata"].(map[string]any); ok {
 			delete(md, "managedFields")
+			delete(md, "resourceVersion")
 		}
 	}
 	return reflect.DeepEqual(x, y)

@@ -324,7 +324,9 @@ func TestWriteBadInput(t *testing.T) {
 	c := newClient(t)
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
-	cm := func() *corev1.ConfigMap { return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "default"}} }
+	cm := func() *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "default"}}
+	}
 	tests := []struct {
 		name string
 		call func(ctx context.Context) error
@@ -346,7 +348,9 @@ func TestWriteBadInput(t *testing.T) {
 		{"bad validation", func(ctx context.Context) error { return c.Create(ctx, cm(), client.FieldValidation("Loose")) }, "must be Ignore, Warn or Strict", nil},
 		{"bad propagation", func(ctx context.Context) error { return c.Delete(ctx, cm(), client.PropagationPolicy("Sideways")) }, "must be Orphan", nil},
 		{"negative grace", func(ctx context.Context) error { return c.Delete(ctx, cm(), client.GracePeriodSeconds(-1)) }, ">= 0", nil},
-		{"apply as patch", func(ctx context.Context) error { return c.Patch(ctx, cm(), client.Patch{Type: "application/apply-patch+yaml", Data: []byte("{}")}) }, "use Apply", nil},
+		{"apply as patch", func(ctx context.Context) error {
+			return c.Patch(ctx, cm(), client.Patch{Type: "application/apply-patch+yaml", Data: []byte("{}")})
+		}, "use Apply", nil},
 		{"empty patch", func(ctx context.Context) error { return c.Patch(ctx, cm(), client.MergePatch(nil)) }, "empty patch", nil},
 		{"strict validation", func(ctx context.Context) error {
 			u := unstructuredCM("default", "strict", nil)
