@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -41,7 +42,13 @@ func TestMain(m *testing.M) {
 // is left or 10s pass. Call it first so its cleanup runs last.
 func verifyNoLeaks(t *testing.T, clients ...*client.Client) {
 	t.Helper()
-	opts := []goleak.Option{goleak.IgnoreCurrent()}
+	verifyNoLeaksExcept(t, nil, clients...)
+}
+
+// verifyNoLeaksExcept is verifyNoLeaks with extra goleak options.
+func verifyNoLeaksExcept(t *testing.T, extra []goleak.Option, clients ...*client.Client) {
+	t.Helper()
+	opts := append([]goleak.Option{goleak.IgnoreCurrent()}, extra...)
 	t.Cleanup(func() {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -209,4 +216,9 @@ func start[T watch.Object](t *testing.T, w *watch.Watcher[T], h watch.Handler[T]
 
 func cm(ns, name string, data map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: data}
+}
+
+// fastBackoff reconnects quickly, for tests that restart the API server.
+func fastBackoff() wait.Backoff {
+	return wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 100, Cap: time.Second}
 }

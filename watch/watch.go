@@ -291,8 +291,6 @@ type runner[T Object] struct {
 	known    map[string]ref
 	unsaved  int       // handled events not saved yet
 	firstNew time.Time // when the first unsaved event was handled
-	savedRV  string
-	saveErr  error
 }
 
 func key(ns, name string) string {
@@ -324,7 +322,7 @@ func (r *runner[T]) run(ctx context.Context) (err error) {
 	case st != nil && st.Resource != w.identity:
 		return fmt.Errorf("%w: it is for %s, this watch is %s; use another checkpoint", ErrCheckpointMismatch, st.Resource, w.identity)
 	case st != nil:
-		r.rv, r.savedRV = st.ResourceVersion, st.ResourceVersion
+		r.rv = st.ResourceVersion
 		for _, o := range st.Objects {
 			r.known[key(o.Namespace, o.Name)] = ref{uid: o.UID, rv: o.ResourceVersion}
 		}
@@ -637,6 +635,6 @@ func (r *runner[T]) save(ctx context.Context) error {
 		r.w.log.Error(err, "saving the checkpoint failed; will retry", "resourceVersion", r.rv)
 		return fmt.Errorf("watch %s: save checkpoint: %w", r.w.identity, err)
 	}
-	r.unsaved, r.savedRV = 0, r.rv
+	r.unsaved = 0
 	return nil
 }
