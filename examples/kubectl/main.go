@@ -1,0 +1,290 @@
+// Command kubectl is a small kubectl for "apply -f" and "delete -f", built on
+// kubekit's manifest support. It prints what real kubectl prints:
+//
+//	$ go run ./examples/kubectl apply -f examples/kubectl/testdata/demo
+//	namespace/kubectl-demo created
+//	customresourcedefinition.apiextensions.k8s.io/gadgets.demo.kubekit.dev created
+//	...
+//	$ go run ./examples/kubectl delete -f examples/kubectl/testdata/demo
+//	namespace "kubectl-demo" deleted
+//
+// Differences from kubectl: apply is server-side apply (field manager
+// "kubekit" unless --field-manager says otherwise) and reports
+// created/configured/unchanged from the server's answers; objects are applied
+// Namespaces first, then CRDs (waiting until they are served), then the rest,
+// so a directory may hold a CRD and its resources; delete does not wait for
+// finalizers.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/kubekit/kubekit/client"
+)
+
+// errFailed means some objects failed; their errors are already printed.
+var errFailed = errors.New("some objects failed")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+// run is execute reading "-" from the process's stdin.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return execute(ctx, args, os.Stdin, stdout, stderr)
+}
+
+type flags struct {
+	files        []string
+	recursive    bool
+	namespace    string
+	dryRun       string
+	fieldManager string
+	force        bool
+	kubeconfig   string
+	context      string
+}
+
+// execute runs the command line args. Every error is printed to stderr in
+// kubectl's words before it is returned.
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var f flags
+	root := &cobra.Command{
+		Use:           "kubectl",
+		Short:         "apply and delete manifests, like kubectl, with kubekit",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&f.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	root.PersistentFlags().StringVar(&f.context, "context", "", "kubeconfig context to use")
+	root.PersistentFlags().StringVarP(&f.namespace, "namespace", "n", "", "namespace for objects that name none (default: the context's)")
+	fileFlags := func(cmd *cobra.Command, verb string) {
+		cmd.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "file, directory or - (stdin) with the manifests to "+verb+"; repeatable")
+		cmd.Flags().BoolVarP(&f.recursive, "recursive", "R", false, "also read subdirectories of directories given with -f")
+		cmd.Flags().StringVar(&f.dryRun, "dry-run", "none", `"none" or "server" (the API server validates without storing)`)
+	}
+	apply := &cobra.Command{
+		Use:   "apply -f FILENAME",
+		Short: "create or update objects with server-side apply",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return manifests(cmd.Context(), "apply", f, stdin, stdout, stderr)
+		},
+	}
+	fileFlags(apply, "apply")
+	apply.Flags().StringVar(&f.fieldManager, "field-manager", client.DefaultFieldManager, "name of the manager that owns the applied fields")
+	apply.Flags().BoolVar(&f.force, "force-conflicts", false, "take over fields other managers own")
+	del := &cobra.Command{
+		Use:   "delete -f FILENAME",
+		Short: "delete the objects named in manifests",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return manifests(cmd.Context(), "delete", f, stdin, stdout, stderr)
+		},
+	}
+	fileFlags(del, "delete")
+	root.AddCommand(apply, del)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !errors.Is(err, errFailed) {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+	}
+	return err
+}
+
+func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(f.files) == 0 {
+		return errors.New("must specify -f (a file, a directory or - for stdin)")
+	}
+	var opts []client.WriteOption
+	switch f.dryRun {
+	case "none", "":
+	case "server":
+		opts = append(opts, client.DryRun(true))
+	case "client":
+		return errors.New(`--dry-run=client is not supported: use --dry-run=server`)
+	default:
+		return fmt.Errorf(`invalid dry-run value (%s). Must be "none", "server", or "client".`, f.dryRun)
+	}
+	var copts []client.Option
+	if f.kubeconfig != "" {
+		copts = append(copts, client.WithKubeconfig(f.kubeconfig))
+	}
+	if f.context != "" {
+		copts = append(copts, client.WithKubeContext(f.context))
+	}
+	c, err := client.New(copts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	ms, readErr := client.ReadManifests(ctx, f.files, client.Recursive(f.recursive), client.Stdin(stdin))
+	// kubectl reports the errors it meets while reading and mapping
+	// objects first, then the API errors, each group in input order. Plain
+	// errors get an "error: " prefix only when alone.
+	var (
+		early  []string
+		failed []string
+	)
+	if readErr != nil {
+		for _, e := range flatten(readErr) {
+			early = append(early, e.Error())
+		}
+	}
+	if f.namespace != "" {
+		opts = append(opts, client.InNamespace(f.namespace))
+		kept := ms[:0]
+		for _, m := range ms {
+			if ns := m.Object.GetNamespace(); ns != "" && ns != f.namespace {
+				early = append(early, fmt.Sprintf("the namespace from the provided object %q does not match the namespace %q. You must pass '--namespace=%s' to perform this operation.", ns, f.namespace, ns))
+				continue
+			}
+			kept = append(kept, m)
+		}
+		ms = kept
+	}
+	if len(ms) == 0 && len(early) == 0 {
+		return fmt.Errorf("no objects passed to %s", verb)
+	}
+
+	var results []client.ManifestResult
+	if verb == "apply" {
+		opts = append(opts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"))
+		results, err = c.ApplyManifests(ctx, ms, opts...)
+	} else {
+		results, err = c.DeleteManifests(ctx, ms, opts...)
+	}
+	if err != nil && results == nil {
+		return err
+	}
+	suffix := ""
+	if f.dryRun == "server" {
+		suffix = " (server dry run)"
+	}
+	var apiErrs []error
+	for _, r := range results {
+		if r.Err != nil && meta.IsNoMatchError(r.Err) {
+			early = append(early, fmt.Sprintf("resource mapping not found for name: %q namespace: %q from %q: %v\nensure CRDs are installed first",
+				r.Object.GetName(), r.Object.GetNamespace(), r.Source, noMatch(r.Err)))
+			continue
+		}
+		if r.Err != nil {
+			apiErrs = append(apiErrs, r.Err)
+			failed = append(failed, errorLine(verb, r))
+			continue
+		}
+		if r.Outcome == client.Deleted {
+			kind, name, _ := strings.Cut(r.Name(), "/")
+			fmt.Fprintf(stdout, "%s %q deleted%s\n", kind, name, suffix)
+		} else {
+			fmt.Fprintf(stdout, "%s %s%s\n", r.Name(), r.Outcome, suffix)
+		}
+	}
+	failed = append(early, failed...)
+	switch {
+	case len(failed) == 0:
+		return nil
+	case len(failed) == 1 && len(early) == 1:
+		failed[0] = "error: " + failed[0]
+	}
+	// kubectl prints a lone Invalid error as "The Kind "name" is invalid: ...".
+	if len(failed) == 1 && len(apiErrs) == 1 {
+		if line, ok := invalidLine(apiErrs[0]); ok {
+			failed[0] = line
+		}
+	}
+	for _, line := range failed {
+		fmt.Fprintln(stderr, line)
+	}
+	return errFailed
+}
+
+// errorLine formats one object's API error as kubectl does.
+func errorLine(verb string, r client.ManifestResult) string {
+	var status apierrors.APIStatus
+	if !errors.As(r.Err, &status) {
+		return r.Err.Error()
+	}
+	st := status.Status()
+	action := "deleting"
+	if verb == "apply" {
+		action = "creating"
+		if r.Existed {
+			action = "patching"
+		}
+	}
+	msg := fmt.Sprintf("error when %s %q: %s", action, r.Source, st.Message)
+	if st.Reason == "" {
+		return "Error from server: " + msg
+	}
+	return fmt.Sprintf("Error from server (%s): %s", st.Reason, msg)
+}
+
+// noMatch returns the innermost no-match error, without kubekit's wrapping.
+func noMatch(err error) error {
+	var nk *meta.NoKindMatchError
+	if errors.As(err, &nk) {
+		return nk
+	}
+	return err
+}
+
+// invalidLine is kubectl's message for a single Invalid error.
+func invalidLine(err error) (string, bool) {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) {
+		return "", false
+	}
+	d := status.Status().Details
+	if d == nil {
+		return "The request is invalid", true
+	}
+	s := "The request is invalid"
+	if d.Kind != "" || d.Name != "" {
+		s = fmt.Sprintf("The %s %q is invalid", d.Kind, d.Name)
+	}
+	switch len(d.Causes) {
+	case 0:
+		return s, true
+	case 1:
+		return s + ": " + d.Causes[0].Field + ": " + d.Causes[0].Message, true
+	}
+	var b strings.Builder
+	b.WriteString(s + ": \n")
+	for _, c := range d.Causes {
+		fmt.Fprintf(&b, "* %s: %s\n", c.Field, c.Message)
+	}
+	return strings.TrimSuffix(b.String(), "\n"), true
+}
+
+// flatten splits errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
