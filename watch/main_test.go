@@ -222,3 +222,11 @@ func cm(ns, name string, data map[string]string) *corev1.ConfigMap {
 func fastBackoff() wait.Backoff {
 	return wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 100, Cap: time.Second}
 }
+
+// rest401 is the env's config with a token the API server rejects.
+func rest401(t *testing.T) *rest.Config {
+	t.Helper()
+	cfg := rest.AnonymousClientConfig(env.Config())
+	cfg.BearerToken = "not-a-valid-token"
+	return cfg
+}
