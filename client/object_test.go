@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
+	"go.uber.org/goleak"
+
 	"github.com/kubekit/kubekit/client"
 )
 
@@ -370,4 +372,24 @@ func TestWriteBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestWriteLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c, err := client.New(client.WithKubeconfig(env.Kubeconfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := client.DecodeManifests(t.Context(), strings.NewReader(
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak-check}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak-check-2}\n"), "leak.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyManifests(t.Context(), ms); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteManifests(t.Context(), ms); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }

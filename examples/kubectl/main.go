@@ -123,7 +123,7 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	case "client":
 		return errors.New(`--dry-run=client is not supported: use --dry-run=server`)
 	default:
-		return fmt.Errorf(`invalid dry-run value (%s). Must be "none", "server", or "client".`, f.dryRun)
+		return fmt.Errorf(`invalid dry-run value (%s). Must be "none", "server", or "client"`, f.dryRun)
 	}
 	var copts []client.Option
 	if f.kubeconfig != "" {
