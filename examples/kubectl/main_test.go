@@ -119,6 +119,8 @@ func TestSideBySideWithKubectl(t *testing.T) {
 		{1, []string{"apply", "-f", "DIR/demo.yaml"}, false, 0, "service/demo unchanged"},
 		{2, []string{"apply", "-f", "DIR/demo.yaml"}, false, 0, "deployment.apps/demo configured"},
 		{2, []string{"apply", "-f", "DIR/invalid.yaml"}, false, 1, `The Service "demo" is invalid: spec.type: Unsupported value: "ClusterIP1"`},
+		{2, []string{"apply", "-f", "DIR/two-invalid.yaml"}, false, 1, `Error from server (Invalid): error when creating "DIR/two-invalid.yaml": Service "bad-one" is invalid`},
+		{2, []string{"delete", "-f", "DIR/two-invalid.yaml"}, false, 1, `configmap "fine" deleted`},
 		{2, []string{"apply", "-f", "DIR/list.yaml", "--dry-run=server"}, false, 0, "configmap/listed-a created (server dry run)"},
 		{2, []string{"apply", "-f", "DIR/list.yaml"}, false, 0, "secret/listed-b created"},
 		{2, []string{"apply", "-f", "DIR/namespace.yaml"}, true, 0, "configmap/team-settings created"},
