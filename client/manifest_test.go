@@ -324,3 +324,23 @@ metadata: {name: good-2, namespace: %[1]s}
 		t.Fatalf("bad timeout: %v", err)
 	}
 }
+
+func TestManifestCancelledContext(t *testing.T) {
+	c := newClient(t)
+	ms, err := client.DecodeManifests(t.Context(), strings.NewReader(
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: never}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: never}\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, call := range []func() ([]client.ManifestResult, error){
+		func() ([]client.ManifestResult, error) { return c.ApplyManifests(ctx, ms) },
+		func() ([]client.ManifestResult, error) { return c.DeleteManifests(ctx, ms) },
+	} {
+		rs, err := call()
+		if !errors.Is(err, context.Canceled) || len(rs) != 2 || !errors.Is(rs[0].Err, context.Canceled) || !errors.Is(rs[1].Err, context.Canceled) {
+			t.Fatalf("cancelled: %q, %v", outcomes(rs), err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubekit/kubekit/client"
@@ -183,6 +184,7 @@ func waitForKind(t *testing.T, c *client.Client, gk schema.GroupKind) {
 }
 
 func TestDemoDirectory(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	dir := filepath.Join("testdata", "demo")
 	all := []string{
 		"namespace/kubectl-demo",
