@@ -205,7 +205,8 @@ func ReadManifests(ctx context.Context, paths []string, opts ...DecodeOption) ([
 }
 
 // DecodeManifests decodes the YAML or JSON documents in r (separated by
-// "---" lines; comments, empty documents and "kind: List" allowed) into
+// "---" lines; comments, empty documents, "kind: List" and concatenated JSON
+// objects allowed, the latter numbered as items) into
 // objects of any kind. source names r in errors and in [Manifest.Source].
 // Like [ReadManifests] it returns every good object and joins a
 // [*ManifestError] for each bad document: no apiVersion, kind or
@@ -315,6 +316,20 @@ func decodeDocument(doc []byte, where Manifest, max int64) ([]Manifest, []error)
 	if len(bytes.TrimSpace(doc)) == 0 {
 		return nil, nil
 	}
+	if vals := jsonStream(doc); len(vals) > 1 {
+		// Concatenated JSON objects, as kubectl accepts: one item each.
+		var (
+			out  []Manifest
+			errs []error
+		)
+		for i, v := range vals {
+			w := where
+			w.Item = i + 1
+			ms, e := decodeDocument(v, w, max)
+			out, errs = append(out, ms...), append(errs, e...)
+		}
+		return out, errs
+	}
 	js, err := yaml.YAMLToJSON(doc)
 	if err != nil {
 		return nil, fail(fmt.Errorf("invalid YAML or JSON: %w", err))
@@ -399,4 +414,26 @@ func validateObject(u *unstructured.Unstructured) error {
 		return fmt.Errorf("invalid apiVersion %q: %w", u.GetAPIVersion(), err)
 	}
 	return nil
+}
+
+// jsonStream splits a document made of concatenated JSON values; it returns
+// nil when doc is not valid JSON (YAML, or one value with garbage after it).
+func jsonStream(doc []byte) [][]byte {
+	t := bytes.TrimSpace(doc)
+	if len(t) == 0 || t[0] != '{' {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	var vals [][]byte
+	for {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if err == io.EOF {
+			return vals
+		}
+		if err != nil {
+			return nil
+		}
+		vals = append(vals, raw)
+	}
 }

@@ -52,6 +52,10 @@ func TestManifestDecode(t *testing.T) {
 			in:   "# header\n---\n" + fmt.Sprintf(cm, "a") + "---\n\n---   # comment\n" + fmt.Sprintf(cm, "b") + "...\n---\n",
 			want: []string{"in#2.0 configmap/a", "in#4.0 configmap/b"}},
 		{name: "json", in: `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}`, want: []string{"in#1.0 deployment.apps/d"}},
+		{name: "json stream", in: `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"a"}}
+{"apiVersion":"v1","kind":"Secret","metadata":{}}  {"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"}}`,
+			want: []string{"in#1.1 secret/a", "in#1.3 secret/c"}, errs: []string{`document 1 item 2: Secret has no metadata.name`}},
+		{name: "yaml flow mapping", in: `{apiVersion: v1, kind: Secret, metadata: {name: f}}`, want: []string{"in#1.0 secret/f"}},
 		{name: "kind List", in: "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s}}\n- {kind: Secret}\n- {apiVersion: v1, kind: Secret, metadata: {name: t}}\n",
 			want: []string{"in#1.1 secret/s", "in#1.3 secret/t"}, errs: []string{`manifest "in" document 1 item 2: Secret has no apiVersion, metadata.name`}},
 		{name: "typed list", in: "apiVersion: v1\nkind: ConfigMapList\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n", want: []string{"in#1.1 configmap/x"}},
