@@ -39,8 +39,8 @@ type Manifest struct {
 	// Item is the object's position in a "kind: List" document, from 1; 0
 	// when the document is the object itself.
 	Item int
-	// Object is the decoded object. ApplyManifests fills it with the
-	// server's answer.
+	// Object is the decoded object. In a successful [ManifestResult] it is
+	// the server's answer; the input manifests are never modified.
 	Object *unstructured.Unstructured
 }
 

@@ -209,7 +209,7 @@ type target struct {
 	namespaced bool
 }
 
-// Ref names the object for messages: "configmaps default/x".
+// String names the object for messages: "configmaps default/x".
 func (t target) String() string {
 	r := t.mapping.Resource.Resource
 	if t.mapping.Resource.Group != "" {
