@@ -23,7 +23,10 @@ const (
 // Index is a named index function for [Informer.AddIndex]. Query it with
 // [Lister.ByIndex](Name, value).
 type Index struct {
+	// Name is what Lister.ByIndex and Informer.AddIndex know the index by.
 	Name string
+	// Func returns the values an object is indexed under. It must not
+	// return an error: client-go panics on one.
 	Func cache.IndexFunc
 }
 

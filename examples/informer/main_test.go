@@ -226,3 +226,31 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseIndex: any --index value gives an error or an index name, never
+// a panic; a name always comes with an index to add unless it is the
+// namespace index, which every informer has.
+func FuzzParseIndex(f *testing.F) {
+	for _, s := range []string{"", "label:app=web", "node=node-1", "owner=123", "namespace=default", "label:=x", "=", "x", "label:a=b=c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		name, idx, _, err := parseIndex(s)
+		switch {
+		case err != nil:
+			if name != "" || idx != nil {
+				t.Fatalf("%q: error %v with a result", s, err)
+			}
+		case s == "":
+			if name != "" || idx != nil {
+				t.Fatalf("empty flag gave %q", name)
+			}
+		case name == "":
+			t.Fatalf("%q: no error and no index", s)
+		case idx == nil && name != "namespace":
+			t.Fatalf("%q: index %q has nothing to add", s, name)
+		case idx != nil && (idx.Name != name || idx.Func == nil):
+			t.Fatalf("%q: index %+v for name %q", s, idx, name)
+		}
+	})
+}
