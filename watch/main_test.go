@@ -73,7 +73,12 @@ func newClient(t *testing.T, cfg *rest.Config) *client.Client {
 	return c
 }
 
-func kube(t *testing.T, cfg *rest.Config) kubernetes.Interface {
+// newClientB is newClient for benchmarks.
+func newClientB(cfg *rest.Config) (*client.Client, error) {
+	return client.New(client.WithRESTConfig(cfg), client.WithRateLimit(false))
+}
+
+func kube(t testing.TB, cfg *rest.Config) kubernetes.Interface {
 	t.Helper()
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, 0

@@ -146,7 +146,9 @@ func New[T Object](c *client.Client, opts ...Option) (*Watcher[T], error) {
 	}
 	namespaced := m.Scope.Name() == meta.RESTScopeNameNamespace
 	req := func(lo metav1.ListOptions) *rest.Request {
-		return rc.Get().NamespaceIfScoped(w.o.namespace, namespaced).Resource(m.Resource.Resource).
+		// Built-in types speak protobuf, like client-go's clientsets: about 3x
+		// faster to decode than JSON.
+		return rc.Get().UseProtobufAsDefault().NamespaceIfScoped(w.o.namespace, namespaced).Resource(m.Resource.Resource).
 			VersionedParams(&lo, scheme.ParameterCodec)
 	}
 	w.list = func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
@@ -275,7 +277,7 @@ func (w *Watcher[T]) Run(ctx context.Context, h Handler[T]) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &runner[T]{w: w, h: h, known: map[string]ref{}}
+	r := &runner[T]{w: w, h: h, known: map[objKey]ref{}}
 	return r.run(ctx)
 }
 
@@ -288,23 +290,32 @@ type runner[T Object] struct {
 	w        *Watcher[T]
 	h        Handler[T]
 	rv       string
-	known    map[string]ref
-	unsaved  int       // handled events not saved yet
+	known    map[objKey]ref
+	unsaved  int // handled events not saved yet
+	jobs     chan *State
+	results  chan error
+	busy     bool      // a background save is running
 	firstNew time.Time // when the first unsaved event was handled
 }
 
-func key(ns, name string) string {
-	if ns == "" {
-		return name
+// objKey identifies an object; a struct, not "ns/name", so the per-event
+// bookkeeping does not allocate.
+type objKey struct{ ns, name string }
+
+func key(ns, name string) objKey { return objKey{ns, name} }
+
+func (k objKey) String() string {
+	if k.ns == "" {
+		return k.name
 	}
-	return ns + "/" + name
+	return k.ns + "/" + k.name
 }
 
-func splitKey(k string) (string, string) {
-	if ns, name, ok := strings.Cut(k, "/"); ok {
-		return ns, name
+func compareKeys(a, b objKey) int {
+	if c := strings.Compare(a.ns, b.ns); c != 0 {
+		return c
 	}
-	return "", k
+	return strings.Compare(a.name, b.name)
 }
 
 func (r *runner[T]) run(ctx context.Context) (err error) {
@@ -328,11 +339,25 @@ func (r *runner[T]) run(ctx context.Context) (err error) {
 		}
 		relist = false
 	}
+	// Batched saves run in the background, so a slow Save (an fsync, an
+	// API call) does not hold up delivery; one at a time, newest state last.
+	r.jobs, r.results = make(chan *State), make(chan error, 1)
+	saverDone := make(chan struct{})
+	go func() {
+		defer close(saverDone)
+		for s := range r.jobs {
+			sortRefs(s.Objects)
+			r.results <- w.o.checkpoint.Save(ctx, s)
+		}
+	}()
 	defer func() {
 		// A clean stop and a fatal error both save: the state only holds
 		// handled events. A bounded, uncancelled context lets it finish.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		r.drain()
+		close(r.jobs)
+		<-saverDone
 		if serr := r.save(sctx); serr != nil && err == nil {
 			err = serr
 		}
@@ -469,7 +494,7 @@ func (r *runner[T]) relist(ctx context.Context, synthetic bool) error {
 	}
 
 	deliver := w.o.initialEvents || synthetic
-	seen := make(map[string]struct{}, len(items))
+	seen := make(map[objKey]struct{}, len(items))
 	for _, o := range items {
 		k := key(o.GetNamespace(), o.GetName())
 		seen[k] = struct{}{}
@@ -495,13 +520,13 @@ func (r *runner[T]) relist(ctx context.Context, synthetic bool) error {
 			r.known[k] = ref{uid: o.GetUID(), rv: o.GetResourceVersion()}
 		}
 	}
-	var gone []string
+	var gone []objKey
 	for k := range r.known {
 		if _, ok := seen[k]; !ok {
 			gone = append(gone, k)
 		}
 	}
-	slices.Sort(gone)
+	slices.SortFunc(gone, compareKeys)
 	for _, k := range gone {
 		if err := r.deliver(ctx, Event[T]{Type: Deleted, Object: r.tomb(k, r.known[k]), Synthetic: true}); err != nil {
 			return err
@@ -512,11 +537,10 @@ func (r *runner[T]) relist(ctx context.Context, synthetic bool) error {
 	return r.save(ctx)
 }
 
-func (r *runner[T]) tomb(k string, old ref) T {
+func (r *runner[T]) tomb(k objKey, old ref) T {
 	t := r.w.tombstone()
-	ns, name := splitKey(k)
-	t.SetNamespace(ns)
-	t.SetName(name)
+	t.SetNamespace(k.ns)
+	t.SetName(k.name)
 	t.SetUID(old.uid)
 	t.SetResourceVersion(old.rv)
 	return t
@@ -543,7 +567,7 @@ func (r *runner[T]) stream(ctx context.Context) error {
 			return ctx.Err()
 		case <-tick.C:
 			if r.unsaved > 0 && time.Since(r.firstNew) >= w.o.checkpointInterval {
-				_ = r.save(ctx)
+				r.saveAsync()
 			}
 		case ev, ok := <-wi.ResultChan():
 			if !ok {
@@ -560,7 +584,7 @@ func (r *runner[T]) stream(ctx context.Context) error {
 				if rv := m.GetResourceVersion(); rv != "" && rv != r.rv {
 					r.rv = rv
 					r.unsaved++
-					_ = r.save(ctx) // bookmarks are rare: keep a quiet watch ahead of compaction
+					r.saveAsync() // bookmarks are rare: keep a quiet watch ahead of compaction
 				}
 			case apiwatch.Added, apiwatch.Modified, apiwatch.Deleted:
 				t, ok := ev.Object.(T)
@@ -572,7 +596,7 @@ func (r *runner[T]) stream(ctx context.Context) error {
 				}
 				r.rv = t.GetResourceVersion()
 				if r.unsaved >= w.o.checkpointEvents {
-					_ = r.save(ctx)
+					r.saveAsync()
 				}
 			default:
 				w.log.Info("ignoring an unknown watch event type", "type", ev.Type)
@@ -595,10 +619,10 @@ func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
 			return ctx.Err()
 		}
 		if n := r.w.o.handlerRetries; n >= 0 && attempt > n {
-			return &HandlerError{Type: e.Type, Key: k, Attempts: attempt, Err: err}
+			return &HandlerError{Type: e.Type, Key: k.String(), Attempts: attempt, Err: err}
 		}
 		d := bo.Step()
-		r.w.log.Info("handler failed; retrying", "event", e.Type, "object", k, "attempt", attempt, "after", d, "error", err.Error())
+		r.w.log.Info("handler failed; retrying", "event", e.Type, "object", k.String(), "attempt", attempt, "after", d, "error", err.Error())
 		if !sleep(ctx, d) {
 			return ctx.Err()
 		}
@@ -615,22 +639,66 @@ func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
 	return nil
 }
 
-// save writes the checkpoint if anything changed since the last save.
-func (r *runner[T]) save(ctx context.Context) error {
-	if r.unsaved == 0 || r.rv == "" {
-		return nil
-	}
+// snapshot is the state to save: the position and the known objects.
+func (r *runner[T]) snapshot() *State {
 	s := &State{Resource: r.w.identity, ResourceVersion: r.rv, Objects: make([]ObjectRef, 0, len(r.known))}
 	for k, v := range r.known {
-		ns, name := splitKey(k)
-		s.Objects = append(s.Objects, ObjectRef{Namespace: ns, Name: name, UID: v.uid, ResourceVersion: v.rv})
+		s.Objects = append(s.Objects, ObjectRef{Namespace: k.ns, Name: k.name, UID: v.uid, ResourceVersion: v.rv})
 	}
-	slices.SortFunc(s.Objects, func(a, b ObjectRef) int {
+	return s
+}
+
+func sortRefs(refs []ObjectRef) {
+	slices.SortFunc(refs, func(a, b ObjectRef) int {
 		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+}
+
+// saveAsync hands the current state to the background saver, unless a
+// save is still running (then the next event or tick tries again).
+func (r *runner[T]) saveAsync() {
+	if r.busy {
+		select {
+		case err := <-r.results:
+			r.saved(err)
+		default:
+			return
+		}
+	}
+	if r.unsaved == 0 || r.rv == "" {
+		return
+	}
+	r.jobs <- r.snapshot()
+	r.busy, r.unsaved = true, 0
+}
+
+// drain waits for the running background save, if any.
+func (r *runner[T]) drain() {
+	if r.busy {
+		r.saved(<-r.results)
+	}
+}
+
+func (r *runner[T]) saved(err error) {
+	r.busy = false
+	if err != nil {
+		r.w.log.Error(err, "saving the checkpoint failed; will retry")
+		r.unsaved++ // save again later
+	}
+}
+
+// save waits for a background save and writes the checkpoint now if
+// anything changed since the last save.
+func (r *runner[T]) save(ctx context.Context) error {
+	r.drain()
+	if r.unsaved == 0 || r.rv == "" {
+		return nil
+	}
+	s := r.snapshot()
+	sortRefs(s.Objects)
 	if err := r.w.o.checkpoint.Save(ctx, s); err != nil {
 		r.w.log.Error(err, "saving the checkpoint failed; will retry", "resourceVersion", r.rv)
 		return fmt.Errorf("watch %s: save checkpoint: %w", r.w.identity, err)
