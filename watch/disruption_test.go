@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -328,6 +329,26 @@ func testGapAcrossCompaction(t *testing.T, penv *testenv.Env) {
 	}
 	if _, err := penv.CompactAndRestart(context.WithoutCancel(ctx)); err != nil {
 		t.Fatal(err)
+	}
+
+	// With gap recovery off, the expired position is an error, and the
+	// checkpoint is left as it was.
+	cp, err := watch.NewFileCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithGapRecovery(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strictCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err = strict.Run(strictCtx, func(_ context.Context, e watch.Event[*corev1.ConfigMap]) error {
+		t.Errorf("event %s %s with gap recovery off", e.Type, e.Object.Name)
+		return nil
+	})
+	if !errors.Is(err, watch.ErrExpired) || !(apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
+		t.Fatalf("Run with gap recovery off = %v, want ErrExpired wrapping a 410", err)
 	}
 
 	rec2 := newRecorder()
