@@ -27,6 +27,15 @@
 // position, retries a 410 at open forever and gives up on one in the
 // stream; a plain re-watch loses events. Watcher fixes each of these.
 //
+// # Options
+//
+// Options are validated together in New; errors name the option to fix.
+// Scope: [WithNamespace], [WithLabelSelector], [WithFieldSelector].
+// Position: [WithCheckpoint], [WithCheckpointBatch], [WithResetBadCheckpoint],
+// [WithInitialEvents]. Resilience: [WithBackoff], [WithHealthyPeriod],
+// [WithGapRecovery], [WithHandlerRetries], [WithHandlerBackoff]. Other:
+// [WithPageSize], [WithLogger].
+//
 // # Checkpoints
 //
 // A [Checkpoint] stores the resourceVersion up to which every event was
@@ -58,7 +67,10 @@
 // compaction or an API server restart), Run re-lists and delivers what the
 // gap hid, each event with Synthetic set: ADDED for new objects, MODIFIED
 // for changed ones, DELETED (with a metadata-only tombstone) for objects
-// that vanished. [WithGapRecovery](false) makes Run fail instead.
+// that vanished.
+// [WithGapRecovery](false) makes Run fail instead. Note that a restarted API
+// server answers every position older than its fresh watch cache with 410,
+// so expect a (usually empty or small) synthetic batch after each restart.
 //
 // # Ordering and concurrency
 //

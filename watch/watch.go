@@ -265,7 +265,8 @@ func gvrString(gvr schema.GroupVersionResource) string {
 //
 // Events are delivered one at a time, in resourceVersion order per object,
 // at least once: the checkpoint only moves past an event once h returned
-// nil for it. Only one Run per Watcher may be active at a time.
+// nil for it. Only one Run per Watcher may be active at a time. If ctx is
+// already done when Run is called, Run returns ctx's error at once.
 func (w *Watcher[T]) Run(ctx context.Context, h Handler[T]) error {
 	if h == nil {
 		return errors.New("watch: Run(ctx, nil): pass a handler")
