@@ -48,7 +48,7 @@
 // ([EncodeState], [DecodeState]).
 //
 // The position is saved only after the handler returned nil for an event
-// (at-least-once delivery), in batches ([WithCheckpointBatch]: every 100
+// (at-least-once delivery), in batches ([WithCheckpointBatch]: every 1,000
 // events or 1s by default), on every bookmark and always when Run returns. After a
 // crash at most the last unsaved batch is delivered again; after a clean
 // stop, nothing is.

@@ -15,7 +15,7 @@ import (
 // Defaults applied by [New] and [NewForResource].
 const (
 	// DefaultCheckpointEvents is how many handled events trigger a checkpoint save.
-	DefaultCheckpointEvents = 100
+	DefaultCheckpointEvents = 1000
 	// DefaultCheckpointInterval is how long handled events may wait for a save.
 	DefaultCheckpointInterval = time.Second
 	// DefaultHealthyPeriod is how long a watch stream must stay up before the
