@@ -51,6 +51,29 @@
 // between failing with [*ExpiredError] (the default), continuing from the
 // server's newer snapshot ([ListInfo.Inconsistent] says so) and restarting.
 //
+// # Writes
+//
+// [Client.Get], [Client.Create], [Client.Update], [Client.Patch] (JSON, merge,
+// strategic merge) and [Client.Delete] work on any object: typed structs such
+// as *appsv1.Deployment (kind from client-go's scheme) and
+// *unstructured.Unstructured custom resources, mapped through the RESTMapper.
+// A namespaced object without a namespace goes to [InNamespace], else the
+// client's namespace. [Client.Apply] is server-side apply (field manager
+// "kubekit") and reports whether the object was created, configured or left
+// unchanged, judged from the API server's answers:
+//
+//	outcome, err := c.Apply(ctx, deployment, client.ForceOwnership(true))
+//
+// # Manifests
+//
+// [ReadManifests] and [DecodeManifests] decode multi-document YAML and JSON
+// (files, directories, stdin, kind: List) with a per-document size cap and
+// alias-bomb protection; every bad document is a [*ManifestError] naming its
+// source and index. [Client.ApplyManifests] applies Namespaces, then CRDs
+// (waiting until they are Established), then the rest; [Client.DeleteManifests]
+// deletes in reverse. Both attempt every object and report each result in
+// input order, like kubectl apply -f.
+//
 // # Errors
 //
 // Configuration problems (missing or malformed kubeconfig, unknown context,
