@@ -9,6 +9,45 @@
 // real work, one shared connection pool for the typed, dynamic, discovery and
 // REST clients, and a RESTMapper that learns about CRDs created later.
 //
+// The same package streams paginated lists ([github.com/kubekit/kubekit/client.List]:
+// typed iter.Seq2 over Limit/Continue pages, explicit strategies for expired
+// continue tokens), writes any object (Get, Create, Update, Patch, Delete,
+// and server-side Apply that reports created, configured or unchanged from
+// the server's answers) and applies or deletes multi-document manifests in a
+// safe order with kubectl-style results.
+//
+// # watch
+//
+// [github.com/kubekit/kubekit/watch] is the watch client-go should have had:
+// Run(ctx, handler) delivers every change at least once, in resourceVersion
+// order per object. It lists and watches, reconnects with jittered backoff,
+// follows bookmarks, and on 410 Gone re-lists and reports the gap as
+// synthetic events, deletions included. A checkpoint in a file, a ConfigMap
+// or memory lets a restarted process resume where it stopped.
+//
+// # informer
+//
+// [github.com/kubekit/kubekit/informer] turns shared informers into a typed
+// cache: informer.For[*corev1.Pod](f) gives typed listers (NotFound errors
+// included), indexes, and handlers that get the object even on tombstones;
+// several namespaces behind one lister, selectors, per-resource resync, a
+// managedFields-dropping transform, and Start / WaitForSync / Shutdown that
+// joins every goroutine.
+//
+// # queue
+//
+// [github.com/kubekit/kubekit/queue] gives typed work queues built with
+// options on client-go's workqueue, and Run(ctx, workers, reconcile): Get and
+// Done exactly once per item, retries with backoff, drop after a limit,
+// recovered panics, RequeueAfter, and a bounded drain on shutdown.
+//
+// # logging
+//
+// [github.com/kubekit/kubekit/logging] gives one zap-backed logr.Logger with a
+// single klog-style verbosity, json or console output and a log file, routes
+// klog (and so client-go) into it with a restore function, and binds -v,
+// --log-format and --log-file to a flag set you pass.
+//
 // # Examples
 //
 // The examples directory holds one runnable program per capability; "make
