@@ -262,10 +262,14 @@ func TestTokenBucketPacing(t *testing.T) {
 	if took := fc.Since(t0); took < 300*time.Millisecond {
 		t.Fatalf("5 items with burst 2 at 10 qps ready after %v, want >= 300ms", took)
 	}
-	for i := range 5 {
-		if got := get(t, q); got != i {
-			t.Fatalf("Get = %d, want %d (bucket keeps order)", got, i)
-		}
+	// 0 and 1 share the burst and become ready at the same instant, so
+	// their relative order is not defined; 2, 3 and 4 follow in order.
+	got := make([]int, 5)
+	for i := range got {
+		got[i] = get(t, q)
+	}
+	if min(got[0], got[1]) != 0 || max(got[0], got[1]) != 1 || got[2] != 2 || got[3] != 3 || got[4] != 4 {
+		t.Fatalf("Get order = %v, want {0,1} then 2 3 4 (the bucket keeps order)", got)
 	}
 }
 
