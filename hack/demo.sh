@@ -28,7 +28,7 @@ for _ in $(seq 1 900); do
 done
 [[ -f "${kc}" ]] || { echo "demo: control plane not ready after 180s"; cat "${log}"; exit 1; }
 export KUBECONFIG="${kc}"
-echo "demo: control plane ready: $(head -1 "${log}" | sed 's/^devcluster: //')"
+echo "demo: $(grep -m1 "ready at" "${log}" | sed 's/^devcluster: //')"
 
 # Each example's demo.sh runs with KUBECONFIG set, the repository root as its
 # working directory and DEMO_WORK as a scratch directory.
