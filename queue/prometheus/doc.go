@@ -1,0 +1,31 @@
+// Package prometheus exports kubekit (and client-go) work queue metrics to
+// Prometheus. It is a separate package so that the queue package does not
+// depend on the Prometheus client.
+//
+// # Overview
+//
+// [New] registers the metric vectors with a registry you choose and returns
+// a workqueue.MetricsProvider for [queue.WithMetricsProvider]; it never
+// touches client-go's global provider (workqueue.SetProvider) or
+// Prometheus's default registry unless you pass prometheus.DefaultRegisterer:
+//
+//	reg := prometheus.NewRegistry()
+//	p, err := queueprom.New(reg)
+//	q, err := queue.New[string](queue.WithName("configmaps"), queue.WithMetricsProvider(p))
+//
+// The metrics have the names and the "name" label that Kubernetes components
+// and controller-runtime use, so existing dashboards work:
+// workqueue_depth, workqueue_adds_total, workqueue_queue_duration_seconds,
+// workqueue_work_duration_seconds, workqueue_unfinished_work_seconds,
+// workqueue_longest_running_processor_seconds and workqueue_retries_total.
+//
+// # Lifecycle
+//
+// One Provider serves any number of queues; give each a distinct
+// [queue.WithName]. Queues with the same name share their series.
+//
+// # Errors
+//
+// New fails if the registry already has these metrics (for example a second
+// New on the same registry): share one Provider instead.
+package prometheus
