@@ -80,8 +80,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
-	kubeContext := fs.String("context", "", "kubeconfig context to use (default: the current context)")
+	var kf client.Flags
+	kf.BindFlags(fs)
 	workers := fs.Int("workers", 2, "number of reconcile workers")
 	verbosity := fs.Int("v", 0, "log verbosity on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -96,14 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(stderr), textlogger.Verbosity(*verbosity)))
 	ctx = klog.NewContext(ctx, logger)
 
-	var opts []client.Option
-	if *kubeconfig != "" {
-		opts = append(opts, client.WithKubeconfig(*kubeconfig))
-	}
-	if *kubeContext != "" {
-		opts = append(opts, client.WithKubeContext(*kubeContext))
-	}
-	c, err := client.New(opts...)
+	c, err := client.New(kf.Options()...)
 	if err != nil {
 		return err
 	}

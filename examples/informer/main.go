@@ -60,8 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	selector := fs.StringP("selector", "l", "", `label selector, e.g. "app=web,tier!=db"`)
 	index := fs.String("index", "", "after sync, print the objects matching KEY=VALUE: label:<key>=<value>, node=<nodeName>, owner=<uid> or namespace=<ns>")
 	resync := fs.Duration("resync", 0, "resync period: every period each object is delivered again as UPDATE (0 = never)")
-	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
-	kubeContext := fs.String("context", "", "kubeconfig context to use (default: the current context)")
+	var kf client.Flags
+	kf.BindPFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,14 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var copts []client.Option
-	if *kubeconfig != "" {
-		copts = append(copts, client.WithKubeconfig(*kubeconfig))
-	}
-	if *kubeContext != "" {
-		copts = append(copts, client.WithKubeContext(*kubeContext))
-	}
-	c, err := client.New(copts...)
+	c, err := client.New(kf.Options()...)
 	if err != nil {
 		return err
 	}

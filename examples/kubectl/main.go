@@ -57,8 +57,7 @@ type flags struct {
 	dryRun       string
 	fieldManager string
 	force        bool
-	kubeconfig   string
-	context      string
+	kube         client.Flags
 }
 
 // execute runs the command line args. Every error is printed to stderr in
@@ -71,8 +70,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&f.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-	root.PersistentFlags().StringVar(&f.context, "context", "", "kubeconfig context to use")
+	f.kube.BindPFlags(root.PersistentFlags())
 	root.PersistentFlags().StringVarP(&f.namespace, "namespace", "n", "", "namespace for objects that name none (default: the context's)")
 	fileFlags := func(cmd *cobra.Command, verb string) {
 		cmd.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "file, directory or - (stdin) with the manifests to "+verb+"; repeatable")
@@ -125,14 +123,7 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	default:
 		return fmt.Errorf(`invalid dry-run value (%s). Must be "none", "server", or "client"`, f.dryRun)
 	}
-	var copts []client.Option
-	if f.kubeconfig != "" {
-		copts = append(copts, client.WithKubeconfig(f.kubeconfig))
-	}
-	if f.context != "" {
-		copts = append(copts, client.WithKubeContext(f.context))
-	}
-	c, err := client.New(copts...)
+	c, err := client.New(f.kube.Options()...)
 	if err != nil {
 		return err
 	}

@@ -49,8 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	lf := logging.Flags{Format: logging.FormatConsole} // a terminal program: console by default
 	lf.BindPFlags(fs)
-	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
-	kubeContext := fs.String("context", "", "kubeconfig context to use (default: the current context)")
+	var kf client.Flags
+	kf.BindPFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,12 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer restore()
 
 	opts := []client.Option{client.WithLogger(log.WithName("client"))}
-	if *kubeconfig != "" {
-		opts = append(opts, client.WithKubeconfig(*kubeconfig))
-	}
-	if *kubeContext != "" {
-		opts = append(opts, client.WithKubeContext(*kubeContext))
-	}
+	opts = append(opts, kf.Options()...)
 	c, err := client.New(opts...)
 	if err != nil {
 		return err

@@ -38,8 +38,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
-	kubeContext := fs.String("context", "", "kubeconfig context to use (default: the current context)")
+	var kf client.Flags
+	kf.BindFlags(fs)
 	inCluster := fs.Bool("in-cluster", false, "use the Pod's service account instead of a kubeconfig")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long (0 = no limit)")
 	if err := fs.Parse(args); err != nil {
@@ -48,13 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var opts []client.Option
-	if *kubeconfig != "" {
-		opts = append(opts, client.WithKubeconfig(*kubeconfig))
-	}
-	if *kubeContext != "" {
-		opts = append(opts, client.WithKubeContext(*kubeContext))
-	}
+	opts := kf.Options()
 	if *inCluster {
 		opts = append(opts, client.WithInCluster())
 	}

@@ -58,8 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	namespace := fs.StringP("namespace", "n", "", "namespace to watch (default: all namespaces)")
 	selector := fs.StringP("selector", "l", "", `label selector, e.g. "app=web,tier!=db"`)
 	checkpoint := fs.String("checkpoint", "", "file that keeps the watch's position across runs (default: none, start with a list)")
-	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
-	kubeContext := fs.String("context", "", "kubeconfig context to use (default: the current context)")
+	var kf client.Flags
+	kf.BindPFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,14 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		opts = append(opts, watch.WithCheckpoint(cp))
 	}
-	var copts []client.Option
-	if *kubeconfig != "" {
-		copts = append(copts, client.WithKubeconfig(*kubeconfig))
-	}
-	if *kubeContext != "" {
-		copts = append(copts, client.WithKubeContext(*kubeContext))
-	}
-	c, err := client.New(copts...)
+	c, err := client.New(kf.Options()...)
 	if err != nil {
 		return err
 	}
