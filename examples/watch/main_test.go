@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubekit/kubekit/internal/exampletest"
 	"github.com/kubekit/kubekit/internal/testenv"
 )
 
@@ -23,27 +22,6 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) {
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
 }
 
 func kube(t *testing.T) kubernetes.Interface {
@@ -55,44 +33,15 @@ func kube(t *testing.T) kubernetes.Interface {
 	return k
 }
 
-// start runs the program in the background; stop cancels it (like SIGINT)
-// and returns run's error.
-func start(t *testing.T, args ...string) (*syncBuffer, func() error) {
+// start runs the program in the background against the test API server.
+func start(t *testing.T, args ...string) (*exampletest.Output, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	var out, errOut syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"--kubeconfig", env.Kubeconfig()}, args...), &out, &errOut) }()
-	stop := sync.OnceValue(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return fmt.Errorf("run did not return within 30s of cancel")
-		}
-	})
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return &out, stop
+	return exampletest.Start(t, run, append([]string{"--kubeconfig", env.Kubeconfig()}, args...)...)
 }
 
-func waitLines(t *testing.T, out *syncBuffer, want func([]string) bool) []string {
+func waitLines(t *testing.T, out *exampletest.Output, want func([]string) bool) []string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		lines := out.lines()
-		if want(lines) {
-			return lines
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("output after 30s:\n%s", strings.Join(lines, "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return exampletest.WaitLines(t, out, want)
 }
 
 func TestEventsAndCheckpoint(t *testing.T) {
@@ -194,14 +143,14 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut syncBuffer
+			var out, errOut exampletest.Output
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			err := run(ctx, append([]string{"--kubeconfig", env.Kubeconfig()}, tt.args...), &out, &errOut)
-			if err == nil || !strings.Contains(err.Error()+fmt.Sprint(errOut.lines()), tt.want) {
-				t.Fatalf("err = %v (stderr %q), want it to mention %q", err, errOut.lines(), tt.want)
+			if err == nil || !strings.Contains(err.Error()+fmt.Sprint(errOut.Lines()), tt.want) {
+				t.Fatalf("err = %v (stderr %q), want it to mention %q", err, errOut.Lines(), tt.want)
 			}
-			if s := out.lines(); len(s) != 0 {
+			if s := out.Lines(); len(s) != 0 {
 				t.Fatalf("stdout on error: %q", s)
 			}
 		})
