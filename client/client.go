@@ -266,6 +266,17 @@ func (c *Client) Discovery() discovery.CachedDiscoveryInterface { return c.disco
 // timeouts, rate limits and user agent applied.
 func (c *Client) Config() *rest.Config { return rest.CopyConfig(c.cfg) }
 
+// StreamingConfig returns, for long-running watches, a copy of Config
+// without the whole-request timeout of [WithTimeout] (which would cut every
+// watch stream after that long) and an HTTP client on the same connection
+// pool, also without one. kubekit's watch and informer packages build their
+// clients from it.
+func (c *Client) StreamingConfig() (*rest.Config, *http.Client) {
+	cfg := c.Config()
+	cfg.Timeout = 0
+	return cfg, &http.Client{Transport: c.httpClient.Transport}
+}
+
 // HTTPClient returns the HTTP client every clientset of this Client shares.
 func (c *Client) HTTPClient() *http.Client { return c.httpClient }
 

@@ -363,3 +363,17 @@ func TestRESTClientForNeedsVersion(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestStreamingConfigDropsTimeout(t *testing.T) {
+	c, err := client.New(client.WithRESTConfig(&rest.Config{Host: "https://x"}), client.WithTimeout(7*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, hc := c.StreamingConfig()
+	if cfg.Timeout != 0 || hc.Timeout != 0 || hc.Transport != c.HTTPClient().Transport {
+		t.Fatalf("streaming config timeout %v, client timeout %v, shared pool %v", cfg.Timeout, hc.Timeout, hc.Transport == c.HTTPClient().Transport)
+	}
+	if c.Config().Timeout != 7*time.Second {
+		t.Fatalf("Config().Timeout = %v, want 7s kept", c.Config().Timeout)
+	}
+}

@@ -103,7 +103,7 @@ func (e *entry) describe(ns string) string {
 // The informers use c's configuration and connection pool but not its
 // whole-request timeout (client.WithTimeout): a timeout on rest.Config would
 // cut every watch stream after that long, so the factory's clients are built
-// from c.Config() with Timeout set to 0. Watches are still bounded by the
+// from c.StreamingConfig(). Watches are still bounded by the
 // API server's --min-request-timeout and are resumed by client-go.
 func New(c *client.Client, opts ...Option) (*Factory, error) {
 	if c == nil {
@@ -116,9 +116,7 @@ func New(c *client.Client, opts ...Option) (*Factory, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	cfg := c.Config()
-	cfg.Timeout = 0
-	hc := &http.Client{Transport: c.HTTPClient().Transport} // no Timeout
+	cfg, hc := c.StreamingConfig()
 	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, fmt.Errorf("informer: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -133,7 +132,7 @@ func New[T Object](c *client.Client, opts ...Option) (*Watcher[T], error) {
 	if _, err := scheme.Scheme.New(listGVK); err != nil {
 		return nil, fmt.Errorf("watch: New[%v]: no list type %s: %w", t, listGVK, err)
 	}
-	cfg, hc := w.restConfig(c)
+	cfg, hc := c.StreamingConfig()
 	cfg.GroupVersion = &schema.GroupVersion{Group: gvk.Group, Version: gvk.Version}
 	cfg.APIPath = "/apis"
 	if gvk.Group == "" {
@@ -190,7 +189,7 @@ func NewForResource(c *client.Client, gvr schema.GroupVersionResource, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	cfg, hc := w.restConfig(c)
+	cfg, hc := c.StreamingConfig()
 	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, fmt.Errorf("watch: NewForResource(%s): %w", gvrString(gvr), err)
@@ -229,14 +228,6 @@ func newWatcher[T Object](c *client.Client, m *meta.RESTMapping, opts []Option) 
 		gvk:      m.GroupVersionKind,
 		identity: fmt.Sprintf("%s namespace=%q labelSelector=%q fieldSelector=%q", gr.String(), o.namespace, o.labelSelector, o.fieldSelector),
 	}, nil
-}
-
-// restConfig returns c's configuration and an HTTP client on c's
-// connection pool, both without a whole-request timeout.
-func (w *Watcher[T]) restConfig(c *client.Client) (*rest.Config, *http.Client) {
-	cfg := c.Config()
-	cfg.Timeout = 0
-	return cfg, &http.Client{Transport: c.HTTPClient().Transport}
 }
 
 // Resource returns the watched resource.
