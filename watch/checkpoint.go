@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -17,7 +18,8 @@ import (
 
 // Checkpoint stores a watch's position. Implementations must be safe for
 // use by one Run at a time; Save must replace the previous state atomically
-// (a crash leaves either the old or the new state).
+// (a crash leaves either the old or the new state) and must not keep s
+// after it returns: the Watcher reuses its memory for the next save.
 type Checkpoint interface {
 	// Load returns the saved state, or (nil, nil) when nothing was saved yet.
 	// A corrupt or unreadable checkpoint is an error matching [ErrBadCheckpoint].
@@ -33,8 +35,8 @@ type State struct {
 	Resource string
 	// ResourceVersion is the position: every event up to it was handled.
 	ResourceVersion string
-	// Objects are the objects known at ResourceVersion, sorted by namespace
-	// and name: what gap recovery after a 410 Gone compares a new list with.
+	// Objects are the objects known at ResourceVersion, in no particular
+	// order: what gap recovery after a 410 Gone compares a new list with.
 	Objects []ObjectRef
 }
 
@@ -71,11 +73,65 @@ func EncodeState(s *State) ([]byte, error) {
 	if s == nil {
 		return nil, errors.New("watch: EncodeState(nil)")
 	}
-	objs := s.Objects
-	if objs == nil {
-		objs = []ObjectRef{}
+	return appendState(nil, s), nil
+}
+
+// appendState appends the encoding of s to b.
+func appendState(b []byte, s *State) []byte {
+	// Written by hand, byte for byte what json.Marshal(encoded{...}) writes
+	// (a test holds it to that), about 10x faster: with thousands of known
+	// objects the encoding, not the fsync, was the bulk of a save.
+	b = slices.Grow(b, 96+len(s.Resource)+len(s.ResourceVersion)+len(s.Objects)*128)
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, CheckpointFormatVersion, 10)
+	b = append(b, `,"resource":`...)
+	b = appendString(b, s.Resource)
+	b = append(b, `,"resourceVersion":`...)
+	b = appendString(b, s.ResourceVersion)
+	b = append(b, `,"objects":[`...)
+	for i, o := range s.Objects {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if o.Namespace != "" {
+			b = append(b, `"ns":`...)
+			b = appendString(b, o.Namespace)
+			b = append(b, ',')
+		}
+		b = append(b, `"n":`...)
+		b = appendString(b, o.Name)
+		b = append(b, `,"u":`...)
+		b = appendString(b, string(o.UID))
+		b = append(b, `,"rv":`...)
+		b = appendString(b, o.ResourceVersion)
+		b = append(b, '}')
 	}
-	return json.Marshal(encoded{Version: CheckpointFormatVersion, Resource: s.Resource, ResourceVersion: s.ResourceVersion, Objects: objs})
+	return append(b, "]}"...)
+}
+
+// plainJSON holds the bytes json.Marshal writes as they are inside a string:
+// printable ASCII except '"', '\\' and the HTML-escaped '<', '>', '&'.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string. Kubernetes names, UIDs and
+// resourceVersions need no escaping; anything else goes through
+// encoding/json, so the output is exactly json.Marshal's.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !plainJSON[s[i]] {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // DecodeState decodes what EncodeState wrote. Errors match [ErrBadCheckpoint].
@@ -150,6 +206,8 @@ func cloneState(s *State) *State {
 // or power loss leaves the old or the new state, never a torn one.
 type FileCheckpoint struct {
 	path string
+	mu   sync.Mutex
+	buf  []byte // the encoding buffer, reused: a save of many objects is large
 }
 
 var _ Checkpoint = (*FileCheckpoint)(nil)
@@ -197,10 +255,13 @@ func (f *FileCheckpoint) Save(ctx context.Context, s *State) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b, err := EncodeState(s)
-	if err != nil {
-		return err
+	if s == nil {
+		return errors.New("watch: FileCheckpoint.Save(nil)")
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf = appendState(f.buf[:0], s)
+	b := f.buf
 	dir := filepath.Dir(f.path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.path)+".tmp-*")
 	if err != nil {

@@ -1,7 +1,9 @@
 package watch_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubekit/kubekit/watch"
 )
@@ -112,11 +115,76 @@ func FuzzDecodeState(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if want := marshalState(t, s); !bytes.Equal(again, want) {
+			t.Fatalf("EncodeState = %s\njson.Marshal = %s", again, want)
+		}
 		s2, err := watch.DecodeState(again)
 		if err != nil || s2.ResourceVersion != s.ResourceVersion || len(s2.Objects) != len(s.Objects) {
 			t.Fatalf("round trip of %q: %v", b, err)
 		}
 	})
+}
+
+// marshalState is the format by the book: encoding/json on the documented
+// fields. EncodeState writes it by hand and must match it byte for byte.
+func marshalState(t *testing.T, s *watch.State) []byte {
+	t.Helper()
+	type ref struct {
+		Namespace       string `json:"ns,omitempty"`
+		Name            string `json:"n"`
+		UID             string `json:"u"`
+		ResourceVersion string `json:"rv"`
+	}
+	refs := []ref{}
+	for _, o := range s.Objects {
+		refs = append(refs, ref{o.Namespace, o.Name, string(o.UID), o.ResourceVersion})
+	}
+	b, err := json.Marshal(struct {
+		Version         int    `json:"version"`
+		Resource        string `json:"resource"`
+		ResourceVersion string `json:"resourceVersion"`
+		Objects         []ref  `json:"objects"`
+	}{watch.CheckpointFormatVersion, s.Resource, s.ResourceVersion, refs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestEncodeStateMatchesEncodingJSON(t *testing.T) {
+	odd := []string{"", "plain-name.1", `quote"back\\slash`, "<tag>&amp;", "tab\tnew\nline\x00", "ünïcödé ☃", "bad utf8 \xff\xfe", "\u2028\u2029", "\x7f"}
+	for _, tt := range []*watch.State{
+		{Resource: "configmaps", ResourceVersion: "1"}, // nil Objects: "objects":[]
+		{Resource: "configmaps", ResourceVersion: "1", Objects: []watch.ObjectRef{}},
+		sampleState(),
+		{Resource: `pods namespace="" labelSelector="app in (a,b),!beta" fieldSelector="spec.nodeName!=n&x"`, ResourceVersion: "9"},
+	} {
+		if got, want := must(watch.EncodeState(tt)), marshalState(t, tt); !bytes.Equal(got, want) {
+			t.Errorf("EncodeState = %s\njson.Marshal = %s", got, want)
+		}
+	}
+	for _, a := range odd {
+		for _, b := range odd {
+			s := &watch.State{Resource: a + "r", ResourceVersion: b + "1", Objects: []watch.ObjectRef{{Namespace: a, Name: b + "n", UID: types.UID(a), ResourceVersion: b + "2"}, {Name: a + "n", UID: types.UID(b), ResourceVersion: "3"}}}
+			got, want := must(watch.EncodeState(s)), marshalState(t, s)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("EncodeState = %s\njson.Marshal = %s", got, want)
+			}
+			if _, err := watch.DecodeState(got); err != nil {
+				t.Fatalf("DecodeState(EncodeState(%+v)): %v", s, err)
+			}
+		}
+	}
+	if _, err := watch.EncodeState(nil); err == nil {
+		t.Error("EncodeState(nil) = nil error")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // crashingCheckpoint wraps a checkpoint and drops every save after crash(),
@@ -415,5 +483,49 @@ func TestForbiddenIsFatal(t *testing.T) {
 	}
 	if !apierrors.IsUnauthorized(err) && !strings.Contains(err.Error(), "Unauthorized") {
 		t.Fatalf("with a bad token: %v, want Unauthorized", err)
+	}
+}
+
+// A stop that races with a batch save is still a clean stop: the final save
+// writes the last handled event, and nothing is logged as a failed save.
+func TestStopDuringBatchSave(t *testing.T) {
+	c := newClient(t, env.Config())
+	verifyNoLeaks(t, c)
+	k := kube(t, env.Config())
+	ns := "watch-stop-save"
+	createNamespace(t, k, ns)
+	cp := watch.NewMemoryCheckpoint() // its Save fails on a cancelled context
+	var logs logCounter
+	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp),
+		watch.WithCheckpointBatch(1, time.Hour), watch.WithLogger(logs.logger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var lastRV atomic.Value
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Run(ctx, func(_ context.Context, e watch.Event[*corev1.ConfigMap]) error {
+			if e.Object.Name == "last" {
+				lastRV.Store(e.Object.ResourceVersion)
+				cancel() // the event is handled, and a batch save (every event) is due
+			}
+			return nil
+		})
+	}()
+	waitFor(t, "the initial list saved", func() bool { s, _ := cp.Load(t.Context()); return s != nil })
+	if _, err := k.CoreV1().ConfigMaps(ns).Create(t.Context(), cm(ns, "last", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil after a clean stop", err)
+	}
+	s, err := cp.Load(t.Context())
+	if err != nil || s == nil || s.ResourceVersion != lastRV.Load() {
+		t.Fatalf("checkpoint = %+v, %v; want the resourceVersion of the last handled event %v", s, err, lastRV.Load())
+	}
+	if n := logs.count("saving the checkpoint failed"); n != 0 {
+		t.Errorf("%d failed-save log lines on a clean stop: %q", n, logs.lines)
 	}
 }

@@ -285,9 +285,16 @@ type runner[T Object] struct {
 	known    map[objKey]ref
 	unsaved  int // handled events not saved yet
 	jobs     chan *State
-	results  chan error
+	results  chan saveResult
+	spare    *State    // a saved State whose memory the next snapshot reuses
 	busy     bool      // a background save is running
 	firstNew time.Time // when the first unsaved event was handled
+}
+
+// saveResult is a background save's outcome and the State it saved.
+type saveResult struct {
+	s   *State
+	err error
 }
 
 // objKey identifies an object; a struct, not "ns/name", so the per-event
@@ -333,13 +340,16 @@ func (r *runner[T]) run(ctx context.Context) (err error) {
 	}
 	// Batched saves run in the background, so a slow Save (an fsync, an
 	// API call) does not hold up delivery; one at a time, newest state last.
-	r.jobs, r.results = make(chan *State), make(chan error, 1)
+	r.jobs, r.results = make(chan *State), make(chan saveResult, 1)
 	saverDone := make(chan struct{})
 	go func() {
 		defer close(saverDone)
 		for s := range r.jobs {
-			sortRefs(s.Objects)
-			r.results <- w.o.checkpoint.Save(ctx, s)
+			err := w.o.checkpoint.Save(ctx, s)
+			if err != nil && ctx.Err() != nil {
+				err = errSaveInterrupted // the final save on the way out takes over
+			}
+			r.results <- saveResult{s, err}
 		}
 	}()
 	defer func() {
@@ -419,6 +429,10 @@ func fatal(err error) bool {
 }
 
 var errUnexpected = errors.New("unexpected object")
+
+// errSaveInterrupted reports a background save cut short because Run is
+// stopping; the final save writes the state instead, so it is not logged.
+var errSaveInterrupted = errors.New("checkpoint save interrupted by the stop")
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -559,7 +573,7 @@ func (r *runner[T]) stream(ctx context.Context) error {
 			return ctx.Err()
 		case <-tick.C:
 			if r.unsaved > 0 && time.Since(r.firstNew) >= w.o.checkpointInterval {
-				r.saveAsync()
+				r.saveAsync(ctx)
 			}
 		case ev, ok := <-wi.ResultChan():
 			if !ok {
@@ -576,7 +590,7 @@ func (r *runner[T]) stream(ctx context.Context) error {
 				if rv := m.GetResourceVersion(); rv != "" && rv != r.rv {
 					r.rv = rv
 					r.unsaved++
-					r.saveAsync() // bookmarks are rare: keep a quiet watch ahead of compaction
+					r.saveAsync(ctx) // bookmarks are rare: keep a quiet watch ahead of compaction
 				}
 			case apiwatch.Added, apiwatch.Modified, apiwatch.Deleted:
 				t, ok := ev.Object.(T)
@@ -588,7 +602,7 @@ func (r *runner[T]) stream(ctx context.Context) error {
 				}
 				r.rv = t.GetResourceVersion()
 				if r.unsaved >= w.o.checkpointEvents {
-					r.saveAsync()
+					r.saveAsync(ctx)
 				}
 			default:
 				w.log.Info("ignoring an unknown watch event type", "type", ev.Type)
@@ -631,31 +645,33 @@ func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
 	return nil
 }
 
-// snapshot is the state to save: the position and the known objects.
+// snapshot is the state to save: the position and the known objects. It
+// reuses the last saved State's memory (Save does not keep it), so a watch
+// of many objects does not allocate a new copy of them for every batch.
 func (r *runner[T]) snapshot() *State {
-	s := &State{Resource: r.w.identity, ResourceVersion: r.rv, Objects: make([]ObjectRef, 0, len(r.known))}
+	s := r.spare
+	r.spare = nil
+	if s == nil {
+		s = &State{Objects: make([]ObjectRef, 0, len(r.known))}
+	}
+	s.Resource, s.ResourceVersion, s.Objects = r.w.identity, r.rv, s.Objects[:0]
 	for k, v := range r.known {
 		s.Objects = append(s.Objects, ObjectRef{Namespace: k.ns, Name: k.name, UID: v.uid, ResourceVersion: v.rv})
 	}
 	return s
 }
 
-func sortRefs(refs []ObjectRef) {
-	slices.SortFunc(refs, func(a, b ObjectRef) int {
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-}
-
 // saveAsync hands the current state to the background saver, unless a
-// save is still running (then the next event or tick tries again).
-func (r *runner[T]) saveAsync() {
+// save is still running (then the next event or tick tries again) or ctx is
+// done (then the final save on the way out writes it, once).
+func (r *runner[T]) saveAsync(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
 	if r.busy {
 		select {
-		case err := <-r.results:
-			r.saved(err)
+		case res := <-r.results:
+			r.saved(res)
 		default:
 			return
 		}
@@ -674,8 +690,13 @@ func (r *runner[T]) drain() {
 	}
 }
 
-func (r *runner[T]) saved(err error) {
-	r.busy = false
+func (r *runner[T]) saved(res saveResult) {
+	r.busy, r.spare = false, res.s
+	err := res.err
+	if errors.Is(err, errSaveInterrupted) {
+		r.unsaved++
+		return
+	}
 	if err != nil {
 		r.w.log.Error(err, "saving the checkpoint failed; will retry")
 		r.unsaved++ // save again later
@@ -690,7 +711,7 @@ func (r *runner[T]) save(ctx context.Context) error {
 		return nil
 	}
 	s := r.snapshot()
-	sortRefs(s.Objects)
+	defer func() { r.spare = s }()
 	if err := r.w.o.checkpoint.Save(ctx, s); err != nil {
 		r.w.log.Error(err, "saving the checkpoint failed; will retry", "resourceVersion", r.rv)
 		return fmt.Errorf("watch %s: save checkpoint: %w", r.w.identity, err)
