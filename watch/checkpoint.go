@@ -123,15 +123,43 @@ var plainJSON = func() (t [256]bool) {
 // resourceVersions need no escaping; anything else goes through
 // encoding/json, so the output is exactly json.Marshal's.
 func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !plainJSON[s[i]] {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
+	if !plain(s) {
+		q, _ := json.Marshal(s) // a string always marshals
+		return append(b, q...)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plain reports whether every byte of s is in plainJSON. It tests eight
+// bytes at a time (the checkpoint of a large watch is mostly such bytes);
+// it may answer false for a plain string, never true for another.
+func plain(s string) bool {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	// zero has the high bit of a byte set if that byte of v is 0 (and
+	// maybe of bytes above it: a false alarm, never a miss).
+	zero := func(v uint64) uint64 { return (v - ones) & ^v & high }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		bad := (x-0x20*ones)&^x&high | // a byte below 0x20
+			(x+ones|x)&high | // a byte at or above 0x7f
+			zero(x^('"'*ones)) | zero(x^('\\'*ones)) | zero(x^('<'*ones)) | zero(x^('>'*ones)) | zero(x^('&'*ones))
+		if bad != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if !plainJSON[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeState decodes what EncodeState wrote. Errors match [ErrBadCheckpoint].

@@ -175,6 +175,18 @@ func TestEncodeStateMatchesEncodingJSON(t *testing.T) {
 			}
 		}
 	}
+	// Every byte value at every position of a string long enough for the
+	// eight-bytes-at-a-time scan and its tail.
+	for c := range 256 {
+		for pos := range 17 {
+			name := []byte("abcdefghijklmnopq")
+			name[pos] = byte(c)
+			s := &watch.State{Resource: "r", ResourceVersion: "1", Objects: []watch.ObjectRef{{Name: string(name), UID: "u", ResourceVersion: "1"}}}
+			if got, want := must(watch.EncodeState(s)), marshalState(t, s); !bytes.Equal(got, want) {
+				t.Fatalf("byte %#x at %d: EncodeState = %s\njson.Marshal = %s", c, pos, got, want)
+			}
+		}
+	}
 	if _, err := watch.EncodeState(nil); err == nil {
 		t.Error("EncodeState(nil) = nil error")
 	}
