@@ -26,7 +26,9 @@ import (
 // time includes loading the checkpoint and the background saves every 1,000
 // events, each writing all the objects known so far. The one-off final save
 // of a clean stop (n known objects, fsync'd) comes after that and is
-// reported on its own as stop-ms.
+// reported on its own as stop-ms. The ratio moves by several percent from
+// run to run on a small shared machine; compare medians, e.g. of
+// -benchtime=16x -count=4.
 func BenchmarkWatchEvents(b *testing.B) {
 	k := kube(b, env.Config())
 	for _, n := range []int{2000, 10000} {
