@@ -333,6 +333,7 @@ func (r *runner[T]) run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: it is for %s, this watch is %s; use another checkpoint", ErrCheckpointMismatch, st.Resource, w.identity)
 	case st != nil:
 		r.rv = st.ResourceVersion
+		r.known = make(map[objKey]ref, len(st.Objects))
 		for _, o := range st.Objects {
 			r.known[key(o.Namespace, o.Name)] = ref{uid: o.UID, rv: o.ResourceVersion}
 		}
@@ -501,6 +502,9 @@ func (r *runner[T]) relist(ctx context.Context, synthetic bool) error {
 
 	deliver := w.o.initialEvents || synthetic
 	seen := make(map[objKey]struct{}, len(items))
+	if len(r.known) == 0 { // a first list: size the known set once
+		r.known = make(map[objKey]ref, len(items))
+	}
 	for _, o := range items {
 		k := key(o.GetNamespace(), o.GetName())
 		seen[k] = struct{}{}
