@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"hash/crc64"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -93,21 +95,26 @@ func appendState(b []byte, s *State) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, '{')
-		if o.Namespace != "" {
-			b = append(b, `"ns":`...)
-			b = appendString(b, o.Namespace)
-			b = append(b, ',')
-		}
-		b = append(b, `"n":`...)
-		b = appendString(b, o.Name)
-		b = append(b, `,"u":`...)
-		b = appendString(b, string(o.UID))
-		b = append(b, `,"rv":`...)
-		b = appendString(b, o.ResourceVersion)
-		b = append(b, '}')
+		b = appendRef(b, o)
 	}
 	return append(b, "]}"...)
+}
+
+// appendRef appends the JSON of o.
+func appendRef(b []byte, o ObjectRef) []byte {
+	b = append(b, '{')
+	if o.Namespace != "" {
+		b = append(b, `"ns":`...)
+		b = appendString(b, o.Namespace)
+		b = append(b, ',')
+	}
+	b = append(b, `"n":`...)
+	b = appendString(b, o.Name)
+	b = append(b, `,"u":`...)
+	b = appendString(b, string(o.UID))
+	b = append(b, `,"rv":`...)
+	b = appendString(b, o.ResourceVersion)
+	return append(b, '}')
 }
 
 // plainJSON holds the bytes json.Marshal writes as they are inside a string:
@@ -229,19 +236,59 @@ func cloneState(s *State) *State {
 	return &c
 }
 
-// FileCheckpoint stores the state in a file, replaced atomically on every
-// save (temporary file, fsync, rename, fsync of the directory), so a crash
-// or power loss leaves the old or the new state, never a torn one.
+// DeltaCheckpoint is a [Checkpoint] that can also save only what changed
+// since the previous save. A full save writes every known object; for a
+// watch of many objects the changes of one batch are much smaller.
+// [FileCheckpoint] implements it.
+type DeltaCheckpoint interface {
+	Checkpoint
+	// SaveChanges moves the saved state to c.ResourceVersion, with the
+	// objects of c.Upserted added or replaced and those of c.Deleted (by
+	// namespace and name) removed. The Watcher calls it only after a
+	// successful Save or SaveChanges of the same Run. compact asks for the
+	// next save to be a full Save. It must not keep c after it returns.
+	SaveChanges(ctx context.Context, c *Changes) (compact bool, err error)
+}
+
+// Changes is what changed since the previous save, for [DeltaCheckpoint].
+type Changes struct {
+	// Resource and ResourceVersion are as in [State].
+	Resource        string
+	ResourceVersion string
+	// Upserted are the objects added or changed, as they are now.
+	Upserted []ObjectRef
+	// Deleted are the objects deleted; only Namespace and Name are set.
+	Deleted []ObjectRef
+}
+
+// FileCheckpoint stores the state in two files: path holds a full state,
+// replaced atomically by every full save (temporary file, fsync, rename,
+// fsync of the directory), and path + ".log" the changes since then, one
+// checksummed line per save, appended and fsync'd. A crash or power loss
+// leaves a saved state, never a torn one: a log that does not belong to the
+// file beside it is ignored, and so is a torn last line. A log that grows
+// past the size of the full state (and 1 MiB) makes the next save a full one.
 type FileCheckpoint struct {
 	path string
 	mu   sync.Mutex
 	buf  []byte // the encoding buffer, reused: a save of many objects is large
+	line []byte // the log line buffer
+	// Set by Save: the log may be appended to.
+	logOK             bool
+	baseSize, logSize int
 }
 
-var _ Checkpoint = (*FileCheckpoint)(nil)
+var (
+	_ Checkpoint      = (*FileCheckpoint)(nil)
+	_ DeltaCheckpoint = (*FileCheckpoint)(nil)
+)
 
-// NewFileCheckpoint returns a checkpoint stored at path. The directory must
-// exist; the file is created by the first save.
+// minCompact is the log size below which a FileCheckpoint does not ask for
+// a full save.
+const minCompact = 1 << 20
+
+// NewFileCheckpoint returns a checkpoint stored at path (and path + ".log").
+// The directory must exist; the files are created by the first save.
 func NewFileCheckpoint(path string) (*FileCheckpoint, error) {
 	if path == "" {
 		return nil, errors.New("watch: NewFileCheckpoint(\"\"): pass a file path, e.g. /var/lib/app/watch.json")
@@ -256,14 +303,22 @@ func NewFileCheckpoint(path string) (*FileCheckpoint, error) {
 	return &FileCheckpoint{path: path}, nil
 }
 
-// Path returns the file's path.
+// Path returns the path of the file with the full state.
 func (f *FileCheckpoint) Path() string { return f.path }
 
-// Load reads the file; a missing file is (nil, nil).
+func (f *FileCheckpoint) logPath() string { return f.path + ".log" }
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+// Load reads the full state and applies the log that belongs to it; a
+// missing file is (nil, nil).
 func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logOK = false // the next save is a full one: it also drops a torn log tail
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -275,10 +330,123 @@ func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint file %s: %w; delete it to start with a fresh list", f.path, err)
 	}
+	lb, err := os.ReadFile(f.logPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: checkpoint log %s: %w", ErrBadCheckpoint, f.logPath(), err)
+	}
+	if err := applyLog(s, crc64.Checksum(b, crcTable), lb); err != nil {
+		return nil, fmt.Errorf("checkpoint log %s: %w; delete it and %s to start with a fresh list", f.logPath(), err, f.path)
+	}
 	return s, nil
 }
 
-// Save writes s to the file atomically.
+// A log is lines of "<crc32 of the JSON, 8 hex digits> <JSON>\n": first a
+// logHeader naming the full state it extends, then one logRecord per save.
+type logHeader struct {
+	Base string `json:"base"` // crc64 of the full state's file, 16 hex digits
+}
+
+type logRecord struct {
+	ResourceVersion string      `json:"rv"`
+	Upserted        []ObjectRef `json:"up"`
+	Deleted         []ObjectRef `json:"del"`
+}
+
+// applyLog applies the records of log to s if the log belongs to the file
+// whose checksum is base. Errors match ErrBadCheckpoint.
+func applyLog(s *State, base uint64, log []byte) error {
+	// Only the last line can be cut short or left unwritten by a crash
+	// (every line is fsync'd before the next is written): a bad last line
+	// is a save that did not happen, a bad line before it is corruption.
+	lines := splitLines(log)
+	if len(lines) == 0 {
+		return nil // a new log, torn: the full state alone
+	}
+	var h logHeader
+	if err := decodeLine(lines[0], &h); err != nil {
+		if len(lines) == 1 {
+			return nil
+		}
+		return fmt.Errorf("%w: line 1: %w", ErrBadCheckpoint, err)
+	}
+	if h.Base != fmt.Sprintf("%016x", base) {
+		return nil // the log of an older full state, replaced since
+	}
+	objs := make(map[objKey]ObjectRef, len(s.Objects))
+	for _, o := range s.Objects {
+		objs[key(o.Namespace, o.Name)] = o
+	}
+	for i, line := range lines[1:] {
+		var r logRecord
+		if err := decodeLine(line, &r); err != nil {
+			if i == len(lines)-2 {
+				break // the last save did not finish: the state before it
+			}
+			return fmt.Errorf("%w: line %d: %w", ErrBadCheckpoint, i+2, err)
+		}
+		if r.ResourceVersion == "" {
+			return fmt.Errorf("%w: line %d: no resourceVersion", ErrBadCheckpoint, i+2)
+		}
+		for _, o := range r.Upserted {
+			if o.Name == "" || o.ResourceVersion == "" {
+				return fmt.Errorf("%w: line %d: an object has no name or resourceVersion", ErrBadCheckpoint, i+2)
+			}
+			objs[key(o.Namespace, o.Name)] = o
+		}
+		for _, o := range r.Deleted {
+			delete(objs, key(o.Namespace, o.Name))
+		}
+		s.ResourceVersion = r.ResourceVersion
+	}
+	s.Objects = s.Objects[:0]
+	for _, o := range objs {
+		s.Objects = append(s.Objects, o)
+	}
+	return nil
+}
+
+// splitLines splits b into lines without their newline; a last line
+// without one is a line too.
+func splitLines(b []byte) (lines [][]byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return append(lines, b)
+		}
+		lines = append(lines, b[:i])
+		b = b[i+1:]
+	}
+	return lines
+}
+
+func decodeLine(line []byte, v any) error {
+	if len(line) < 10 || line[8] != ' ' {
+		return errors.New("not a checkpoint log line")
+	}
+	want, err := strconv.ParseUint(string(line[:8]), 16, 32)
+	if err != nil {
+		return errors.New("not a checkpoint log line")
+	}
+	body := line[9:]
+	if crc32.ChecksumIEEE(body) != uint32(want) {
+		return errors.New("checksum mismatch")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// appendLine appends body as a log line.
+func appendLine(b, body []byte) []byte {
+	b = fmt.Appendf(b, "%08x ", crc32.ChecksumIEEE(body))
+	b = append(b, body...)
+	return append(b, '\n')
+}
+
+// Save writes s as the full state and starts a new, empty log.
 func (f *FileCheckpoint) Save(ctx context.Context, s *State) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -288,30 +456,30 @@ func (f *FileCheckpoint) Save(ctx context.Context, s *State) (err error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.logOK = false
 	f.buf = appendState(f.buf[:0], s)
-	b := f.buf
+	n := len(f.buf)
+	header := appendLine(nil, fmt.Appendf(nil, `{"base":"%016x"}`, crc64.Checksum(f.buf, crcTable)))
 	dir := filepath.Dir(f.path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.path)+".tmp-*")
+	// The full state first, then its log: after a crash between the two
+	// renames the old log names the old state and is ignored.
+	baseTmp, err := writeTemp(dir, f.path, f.buf)
 	if err != nil {
+		return err
+	}
+	logTmp, err := writeTemp(dir, f.logPath(), header)
+	if err != nil {
+		_ = os.Remove(baseTmp)
+		return err
+	}
+	if err = os.Rename(baseTmp, f.path); err != nil {
+		_ = os.Remove(baseTmp)
+		_ = os.Remove(logTmp)
 		return fmt.Errorf("watch: save checkpoint %s: %w", f.path, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return fmt.Errorf("watch: save checkpoint %s: %w", f.path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("watch: save checkpoint %s: fsync: %w", f.path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("watch: save checkpoint %s: %w", f.path, err)
-	}
-	if err = os.Rename(tmp.Name(), f.path); err != nil {
-		return fmt.Errorf("watch: save checkpoint %s: %w", f.path, err)
+	if err = os.Rename(logTmp, f.logPath()); err != nil {
+		_ = os.Remove(logTmp)
+		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -321,5 +489,86 @@ func (f *FileCheckpoint) Save(ctx context.Context, s *State) (err error) {
 	if err = d.Sync(); err != nil {
 		return fmt.Errorf("watch: save checkpoint %s: fsync directory: %w", f.path, err)
 	}
+	f.logOK, f.baseSize, f.logSize = true, n, len(header)
 	return nil
+}
+
+// writeTemp writes b to a new temporary file next to path, fsync'd, and
+// returns its name.
+func writeTemp(dir, path string, b []byte) (name string, err error) {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: fsync: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: %w", path, err)
+	}
+	return tmp.Name(), nil
+}
+
+// SaveChanges appends c to the log and fsyncs it. It needs a Save by this
+// FileCheckpoint first (not a Load: a torn log tail must be dropped first).
+func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) (compact bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if c == nil {
+		return false, errors.New("watch: FileCheckpoint.SaveChanges(nil)")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.logOK {
+		return true, fmt.Errorf("watch: checkpoint %s: SaveChanges needs a full Save first", f.path)
+	}
+	f.buf = appendRecord(f.buf[:0], c)
+	f.line = appendLine(f.line[:0], f.buf)
+	line := f.line
+	lf, err := os.OpenFile(f.logPath(), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		f.logOK = false
+		return true, fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
+	}
+	_, werr := lf.Write(line)
+	serr := lf.Sync()
+	cerr := lf.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		f.logOK = false // a torn line may follow: the next save must be a full one
+		return true, fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
+	}
+	f.logSize += len(line)
+	return f.logSize > max(f.baseSize, minCompact), nil
+}
+
+// appendRecord appends the JSON of a logRecord for c, as encoding/json
+// would write it.
+func appendRecord(b []byte, c *Changes) []byte {
+	b = append(b, `{"rv":`...)
+	b = appendString(b, c.ResourceVersion)
+	b = append(b, `,"up":[`...)
+	for i, o := range c.Upserted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRef(b, o)
+	}
+	b = append(b, `],"del":[`...)
+	for i, o := range c.Deleted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRef(b, ObjectRef{Namespace: o.Namespace, Name: o.Name})
+	}
+	return append(b, "]}"...)
 }

@@ -42,8 +42,9 @@
 // handled, plus the compact set of known objects (namespace, name, UID,
 // resourceVersion) that gap recovery needs, so recovery also works after a
 // process restart. There are three: [MemoryCheckpoint] (the default; only a
-// second Run of the same Watcher resumes), [FileCheckpoint] (atomic
-// replace: temporary file, fsync, rename, fsync of the directory) and
+// second Run of the same Watcher resumes), [FileCheckpoint] (a full state
+// replaced atomically: temporary file, fsync, rename, fsync of the
+// directory; plus a log of the changes since, appended and fsync'd) and
 // [ConfigMapCheckpoint] (for stateless Pods). The format is versioned JSON
 // ([EncodeState], [DecodeState]).
 //
@@ -52,9 +53,11 @@
 // events or 1s by default), on every bookmark and always when Run returns. After a
 // crash at most the last unsaved batch is delivered again; after a clean
 // stop, nothing is. Saves run in the background, one at a time, so delivery
-// does not wait for them; each writes the whole known set (about 100 bytes
-// per object, roughly 1 MB and a few milliseconds for 10,000 objects), so a
-// watch of a very large set may want a larger batch.
+// does not wait for them. A full save writes the whole known set (about 100
+// bytes per object, roughly 1 MB for 10,000 objects); a [DeltaCheckpoint]
+// such as [FileCheckpoint] then takes only the objects changed since the
+// last save, until its log outgrows the full state. [MemoryCheckpoint] and
+// [ConfigMapCheckpoint] save in full every time.
 //
 // # Lifecycle
 //

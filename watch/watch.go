@@ -269,7 +269,8 @@ func (w *Watcher[T]) Run(ctx context.Context, h Handler[T]) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &runner[T]{w: w, h: h, known: map[objKey]ref{}}
+	r := &runner[T]{w: w, h: h, known: map[objKey]ref{}, needFull: true}
+	r.delta, _ = w.o.checkpoint.(DeltaCheckpoint)
 	return r.run(ctx)
 }
 
@@ -284,17 +285,30 @@ type runner[T Object] struct {
 	rv       string
 	known    map[objKey]ref
 	unsaved  int // handled events not saved yet
-	jobs     chan *State
+	jobs     chan saveJob
 	results  chan saveResult
 	spare    *State    // a saved State whose memory the next snapshot reuses
 	busy     bool      // a background save is running
 	firstNew time.Time // when the first unsaved event was handled
+	// With a DeltaCheckpoint, a save after a successful one writes only the
+	// objects changed since: their keys, in dirty (with repeats).
+	delta    DeltaCheckpoint
+	dirty    []objKey
+	overflow bool // dirty outgrew the known set: the next save is full
+	needFull bool // the first save, and the one after a failure or a compaction request
 }
 
-// saveResult is a background save's outcome and the State it saved.
+// saveJob is one save: a full state, or only the changes.
+type saveJob struct {
+	full    *State
+	changes *Changes
+}
+
+// saveResult is a background save's outcome.
 type saveResult struct {
-	s   *State
-	err error
+	job     saveJob
+	compact bool
+	err     error
 }
 
 // objKey identifies an object; a struct, not "ns/name", so the per-event
@@ -341,16 +355,16 @@ func (r *runner[T]) run(ctx context.Context) (err error) {
 	}
 	// Batched saves run in the background, so a slow Save (an fsync, an
 	// API call) does not hold up delivery; one at a time, newest state last.
-	r.jobs, r.results = make(chan *State), make(chan saveResult, 1)
+	r.jobs, r.results = make(chan saveJob), make(chan saveResult, 1)
 	saverDone := make(chan struct{})
 	go func() {
 		defer close(saverDone)
-		for s := range r.jobs {
-			err := w.o.checkpoint.Save(ctx, s)
-			if err != nil && ctx.Err() != nil {
-				err = errSaveInterrupted // the final save on the way out takes over
+		for job := range r.jobs {
+			res := r.write(ctx, job)
+			if res.err != nil && ctx.Err() != nil {
+				res.err = errSaveInterrupted // the final save on the way out takes over
 			}
-			r.results <- saveResult{s, err}
+			r.results <- res
 		}
 	}()
 	defer func() {
@@ -642,11 +656,57 @@ func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
 	} else {
 		r.known[k] = ref{uid: e.Object.GetUID(), rv: e.Object.GetResourceVersion()}
 	}
+	if r.delta != nil && !r.overflow {
+		if r.dirty = append(r.dirty, k); len(r.dirty) > 2*len(r.known)+1024 {
+			r.overflow, r.dirty = true, r.dirty[:0] // a full save is cheaper
+		}
+	}
 	if r.unsaved == 0 {
 		r.firstNew = time.Now()
 	}
 	r.unsaved++
 	return nil
+}
+
+// job is the next save: only the changes since the last save when the
+// checkpoint takes them and that save succeeded, else the full state.
+func (r *runner[T]) job() saveJob {
+	full := r.delta == nil || r.needFull || r.overflow
+	var j saveJob
+	if full {
+		j.full = r.snapshot()
+	} else {
+		j.changes = r.changes()
+	}
+	r.dirty, r.overflow, r.needFull = r.dirty[:0], false, false
+	return j
+}
+
+// write performs a save.
+func (r *runner[T]) write(ctx context.Context, j saveJob) saveResult {
+	if j.full != nil {
+		return saveResult{job: j, err: r.w.o.checkpoint.Save(ctx, j.full)}
+	}
+	compact, err := r.delta.SaveChanges(ctx, j.changes)
+	return saveResult{job: j, compact: compact, err: err}
+}
+
+// changes lists the objects changed since the last save, once each.
+func (r *runner[T]) changes() *Changes {
+	c := &Changes{Resource: r.w.identity, ResourceVersion: r.rv}
+	seen := make(map[objKey]struct{}, len(r.dirty))
+	for _, k := range r.dirty {
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		if v, ok := r.known[k]; ok {
+			c.Upserted = append(c.Upserted, ObjectRef{Namespace: k.ns, Name: k.name, UID: v.uid, ResourceVersion: v.rv})
+		} else {
+			c.Deleted = append(c.Deleted, ObjectRef{Namespace: k.ns, Name: k.name})
+		}
+	}
+	return c
 }
 
 // snapshot is the state to save: the position and the known objects. It
@@ -683,7 +743,7 @@ func (r *runner[T]) saveAsync(ctx context.Context) {
 	if r.unsaved == 0 || r.rv == "" {
 		return
 	}
-	r.jobs <- r.snapshot()
+	r.jobs <- r.job()
 	r.busy, r.unsaved = true, 0
 }
 
@@ -695,15 +755,26 @@ func (r *runner[T]) drain() {
 }
 
 func (r *runner[T]) saved(res saveResult) {
-	r.busy, r.spare = false, res.s
-	err := res.err
-	if errors.Is(err, errSaveInterrupted) {
-		r.unsaved++
+	r.busy = false
+	r.done(res)
+	if errors.Is(res.err, errSaveInterrupted) {
 		return
 	}
-	if err != nil {
-		r.w.log.Error(err, "saving the checkpoint failed; will retry")
+	if res.err != nil {
+		r.w.log.Error(res.err, "saving the checkpoint failed; will retry")
+	}
+}
+
+// done records a save's outcome: a failed save is retried, in full.
+func (r *runner[T]) done(res saveResult) {
+	if res.job.full != nil {
+		r.spare = res.job.full
+	}
+	if res.err != nil {
 		r.unsaved++ // save again later
+		r.needFull = true
+	} else if res.compact {
+		r.needFull = true
 	}
 }
 
@@ -714,12 +785,12 @@ func (r *runner[T]) save(ctx context.Context) error {
 	if r.unsaved == 0 || r.rv == "" {
 		return nil
 	}
-	s := r.snapshot()
-	defer func() { r.spare = s }()
-	if err := r.w.o.checkpoint.Save(ctx, s); err != nil {
-		r.w.log.Error(err, "saving the checkpoint failed; will retry", "resourceVersion", r.rv)
-		return fmt.Errorf("watch %s: save checkpoint: %w", r.w.identity, err)
-	}
+	res := r.write(ctx, r.job())
 	r.unsaved = 0
+	r.done(res)
+	if res.err != nil {
+		r.w.log.Error(res.err, "saving the checkpoint failed; will retry", "resourceVersion", r.rv)
+		return fmt.Errorf("watch %s: save checkpoint: %w", r.w.identity, res.err)
+	}
 	return nil
 }

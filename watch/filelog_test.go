@@ -1,0 +1,163 @@
+package watch_test
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubekit/kubekit/watch"
+)
+
+func ref(ns, name, rv string) watch.ObjectRef {
+	return watch.ObjectRef{Namespace: ns, Name: name, UID: types.UID("uid-" + name), ResourceVersion: rv}
+}
+
+// stateMap is s as namespace/name -> ref, for comparisons in any order.
+func stateMap(s *watch.State) map[string]watch.ObjectRef {
+	m := map[string]watch.ObjectRef{}
+	for _, o := range s.Objects {
+		m[o.Namespace+"/"+o.Name] = o
+	}
+	return m
+}
+
+func mustLoad(t *testing.T, path string) *watch.State {
+	t.Helper()
+	fc, err := watch.NewFileCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := fc.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func checkState(t *testing.T, got *watch.State, rv string, want ...watch.ObjectRef) {
+	t.Helper()
+	w := &watch.State{Objects: want}
+	if got == nil || got.ResourceVersion != rv || got.Resource != "configmaps" || !maps.Equal(stateMap(got), stateMap(w)) {
+		t.Fatalf("state = %+v, want rv %s with %v", got, rv, want)
+	}
+}
+
+// The file checkpoint saves changes as log lines after a full state, and
+// loads the two together, in a new process too.
+func TestFileCheckpointChanges(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "cp.json")
+	fc, err := watch.NewFileCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := ref("ns", "a", "1"), ref("ns", "b", "2"), ref("", "c", "3")
+	if _, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "4"}); err == nil || !strings.Contains(err.Error(), "full Save first") {
+		t.Fatalf("SaveChanges before Save = %v, want an error asking for a full Save", err)
+	}
+	if err := fc.Save(ctx, &watch.State{Resource: "configmaps", ResourceVersion: "3", Objects: []watch.ObjectRef{a, b, c}}); err != nil {
+		t.Fatal(err)
+	}
+	checkState(t, mustLoad(t, path), "3", a, b, c)
+
+	a2, d := ref("ns", "a", "5"), ref("other", "d", "6")
+	compact, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "7",
+		Upserted: []watch.ObjectRef{a2, d}, Deleted: []watch.ObjectRef{{Namespace: "ns", Name: "b"}}})
+	if err != nil || compact {
+		t.Fatalf("SaveChanges = %v, %v", compact, err)
+	}
+	checkState(t, mustLoad(t, path), "7", a2, c, d)
+	// A bookmark: the position moves, no object changes.
+	if _, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "9"}); err != nil {
+		t.Fatal(err)
+	}
+	checkState(t, mustLoad(t, path), "9", a2, c, d)
+
+	// A crash in the middle of the next append: a torn last line is a save
+	// that did not happen.
+	log := path + ".log"
+	good, _ := os.ReadFile(log)
+	for _, tail := range []string{"0badc0de {\"rv\":\"10\"", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", "12345678 {\"rv\":\"10\",\"up\":[],\"del\":[]}\n"} {
+		if err := os.WriteFile(log, append(slicesClone(good), tail...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checkState(t, mustLoad(t, path), "9", a2, c, d)
+	}
+	// A bad line before the last one is corruption, not a crash.
+	lines := strings.SplitAfter(string(good), "\n")
+	corrupt := lines[0] + strings.Replace(lines[1], `"rv":"7"`, `"rv":"8"`, 1) + lines[2]
+	if err := os.WriteFile(log, []byte(corrupt), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.Load(ctx); !errors.Is(err, watch.ErrBadCheckpoint) || !strings.Contains(err.Error(), "line 2: checksum mismatch") {
+		t.Fatalf("Load with a corrupt middle line = %v, want ErrBadCheckpoint naming line 2", err)
+	}
+
+	// A full save starts a new log; the log of an older full state (a
+	// crash between the two renames) is ignored.
+	if err := os.WriteFile(log, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Save(ctx, &watch.State{Resource: "configmaps", ResourceVersion: "20", Objects: []watch.ObjectRef{c}}); err != nil {
+		t.Fatal(err)
+	}
+	checkState(t, mustLoad(t, path), "20", c)
+	if err := os.WriteFile(log, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkState(t, mustLoad(t, path), "20", c)
+
+	// After a Load, changes need a full save first (the log may end torn).
+	if _, err := fc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if compact, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "21"}); err == nil || !compact {
+		t.Fatalf("SaveChanges after Load = %v, %v; want an error and compact", compact, err)
+	}
+}
+
+// A log that outgrows the full state (and 1 MiB) asks for a full save.
+func TestFileCheckpointCompaction(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "cp.json")
+	fc, err := watch.NewFileCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Save(ctx, &watch.State{Resource: "configmaps", ResourceVersion: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	var up []watch.ObjectRef
+	for i := range 1000 {
+		up = append(up, ref("ns", fmt.Sprintf("cm-%d", i), "2"))
+	}
+	saves := 0
+	for {
+		saves++
+		compact, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: fmt.Sprint(saves + 1), Upserted: up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path + ".log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if compact != (fi.Size() > 1<<20) {
+			t.Fatalf("save %d: compact = %v with a %d-byte log", saves, compact, fi.Size())
+		}
+		if compact {
+			break
+		}
+	}
+	if s := mustLoad(t, path); len(s.Objects) != 1000 || s.ResourceVersion != fmt.Sprint(saves+1) {
+		t.Fatalf("after %d saves: %d objects at rv %s", saves, len(s.Objects), s.ResourceVersion)
+	}
+}
+
+func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
