@@ -161,3 +161,47 @@ func TestFileCheckpointCompaction(t *testing.T) {
 }
 
 func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// Whatever the log holds, Load returns a state or an error matching
+// ErrBadCheckpoint; it never panics.
+func FuzzFileCheckpointLog(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, "cp.json")
+	fc, err := watch.NewFileCheckpoint(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := fc.Save(f.Context(), sampleState()); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := fc.SaveChanges(f.Context(), &watch.Changes{Resource: "configmaps", ResourceVersion: "50", Upserted: []watch.ObjectRef{ref("x", "b", "49")}, Deleted: []watch.ObjectRef{{Namespace: "x", Name: "a"}}}); err != nil {
+		f.Fatal(err)
+	}
+	good, err := os.ReadFile(path + ".log")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add(good[:len(good)/2])
+	f.Fuzz(func(t *testing.T, log []byte) {
+		if err := os.WriteFile(path+".log", log, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := fc.Load(t.Context())
+		if err != nil {
+			if !errors.Is(err, watch.ErrBadCheckpoint) {
+				t.Fatalf("error %v does not match ErrBadCheckpoint", err)
+			}
+			return
+		}
+		if s == nil || s.ResourceVersion == "" {
+			t.Fatalf("Load = %+v", s)
+		}
+		for _, o := range s.Objects {
+			if o.Name == "" || o.ResourceVersion == "" {
+				t.Fatalf("object without name or resourceVersion: %+v", o)
+			}
+		}
+	})
+}
