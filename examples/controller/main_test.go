@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubekit/kubekit/internal/exampletest"
 	"github.com/kubekit/kubekit/internal/testenv"
 )
 
@@ -151,7 +152,7 @@ func mirrorGone(t *testing.T, kube kubernetes.Interface, ns, name string) {
 }
 
 func TestMirrorsConfigMaps(t *testing.T) {
-	kube := kubernetes.NewForConfigOrDie(env.Config())
+	kube := exampletest.Kube(t, env.Config())
 	cms := func(ns string) interface {
 		Create(context.Context, *corev1.ConfigMap, metav1.CreateOptions) (*corev1.ConfigMap, error)
 		Update(context.Context, *corev1.ConfigMap, metav1.UpdateOptions) (*corev1.ConfigMap, error)
@@ -298,7 +299,7 @@ func TestMirrorsConfigMaps(t *testing.T) {
 }
 
 func TestRestartDeletesOrphans(t *testing.T) {
-	kube := kubernetes.NewForConfigOrDie(env.Config())
+	kube := exampletest.Kube(t, env.Config())
 	// Checked after the cleanups below (LIFO): every goroutine run started
 	// has stopped; only HTTP keep-alive connections may remain.
 	ignoreBefore := goleak.IgnoreCurrent()

@@ -23,15 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
 }
 
-func kube(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	k, err := kubernetes.NewForConfig(env.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func namespace(t *testing.T, k kubernetes.Interface, name string) {
 	t.Helper()
 	if _, err := k.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
@@ -65,7 +56,7 @@ func waitLines(t *testing.T, out *exampletest.Output, want func([]string) bool) 
 }
 
 func TestEventsAndIndex(t *testing.T) {
-	k := kube(t)
+	k := exampletest.Kube(t, env.Config())
 	ns1, ns2, other := "ex-inf-a", "ex-inf-b", "ex-inf-other"
 	for _, ns := range []string{ns1, ns2, other} {
 		namespace(t, k, ns)
@@ -111,7 +102,7 @@ func TestEventsAndIndex(t *testing.T) {
 }
 
 func TestSelectorNodeIndexAndResync(t *testing.T) {
-	k := kube(t)
+	k := exampletest.Kube(t, env.Config())
 	ns := "ex-inf-sel"
 	namespace(t, k, ns)
 	createPod(t, k, ns, "a", "web", "node-1")

@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubekit/kubekit/internal/exampletest"
 	"github.com/kubekit/kubekit/internal/testenv"
@@ -22,15 +21,6 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) {
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
-}
-
-func kube(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	k, err := kubernetes.NewForConfig(env.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // start runs the program in the background against the test API server.
@@ -45,7 +35,7 @@ func waitLines(t *testing.T, out *exampletest.Output, want func([]string) bool) 
 }
 
 func TestEventsAndCheckpoint(t *testing.T) {
-	k := kube(t)
+	k := exampletest.Kube(t, env.Config())
 	ctx := t.Context()
 	ns := "ex-watch"
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

@@ -9,7 +9,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
+
+// Kube returns a clientset for cfg, the test's own view of the API server.
+func Kube(t testing.TB, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	k, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
 
 // RunFunc is an example program's entry point.
 type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
