@@ -142,17 +142,25 @@ func benchmarkWatchEvents(b *testing.B, c *client.Client, k kubernetes.Interface
 	b.ReportMetric(stop.Seconds()*1000/float64(b.N), "stop-ms")
 }
 
-// BenchmarkCheckpointSave measures one atomic file save (temporary file,
-// fsync, rename, directory fsync) of a state with 1,000 known objects.
-func BenchmarkCheckpointSave(b *testing.B) {
+// benchCheckpoint returns a file checkpoint in a temporary directory and a
+// state with n known objects.
+func benchCheckpoint(b *testing.B, n int) (*watch.FileCheckpoint, *watch.State) {
 	cp, err := watch.NewFileCheckpoint(filepath.Join(b.TempDir(), "cp.json"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	s := &watch.State{Resource: "configmaps", ResourceVersion: "1"}
-	for i := range 1000 {
+	for i := range n {
 		s.Objects = append(s.Objects, watch.ObjectRef{Namespace: "default", Name: fmt.Sprintf("cm-%d", i), UID: "0b5d3a36-6a9d-4d7c-9b4a-2f0f8a1c2d3e", ResourceVersion: "123456"})
 	}
+	return cp, s
+}
+
+// BenchmarkCheckpointSave measures one full file save of a state with 1,000
+// known objects: the state file and a new log, each a temporary file,
+// fsync'd and renamed, then a directory fsync.
+func BenchmarkCheckpointSave(b *testing.B) {
+	cp, s := benchCheckpoint(b, 1000)
 	b.ResetTimer()
 	for range b.N {
 		if err := cp.Save(b.Context(), s); err != nil {
@@ -167,14 +175,7 @@ func BenchmarkCheckpointSave(b *testing.B) {
 // checkpoint's log (append, fsync): 1,000 changed objects, the default
 // batch, after a full save of 10,000.
 func BenchmarkCheckpointSaveChanges(b *testing.B) {
-	cp, err := watch.NewFileCheckpoint(filepath.Join(b.TempDir(), "cp.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &watch.State{Resource: "configmaps", ResourceVersion: "1"}
-	for i := range 10000 {
-		s.Objects = append(s.Objects, watch.ObjectRef{Namespace: "default", Name: fmt.Sprintf("cm-%d", i), UID: "0b5d3a36-6a9d-4d7c-9b4a-2f0f8a1c2d3e", ResourceVersion: "123456"})
-	}
+	cp, s := benchCheckpoint(b, 10000)
 	c := &watch.Changes{Resource: s.Resource, ResourceVersion: "2", Upserted: s.Objects[:1000]}
 	b.ResetTimer()
 	for i := range b.N {

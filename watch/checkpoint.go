@@ -308,7 +308,11 @@ func (f *FileCheckpoint) Path() string { return f.path }
 
 func (f *FileCheckpoint) logPath() string { return f.path + ".log" }
 
-var crcTable = crc64.MakeTable(crc64.ECMA)
+// baseID identifies a full state's file in the header of its log: the
+// crc64 of its bytes, 16 hex digits.
+func baseID(b []byte) string {
+	return fmt.Sprintf("%016x", crc64.Checksum(b, crc64.MakeTable(crc64.ECMA))) // the table is built once
+}
 
 // Load reads the full state and applies the log that belongs to it; a
 // missing file is (nil, nil).
@@ -337,7 +341,7 @@ func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: checkpoint log %s: %w", ErrBadCheckpoint, f.logPath(), err)
 	}
-	if err := applyLog(s, crc64.Checksum(b, crcTable), lb); err != nil {
+	if err := applyLog(s, baseID(b), lb); err != nil {
 		return nil, fmt.Errorf("checkpoint log %s: %w; delete it and %s to start with a fresh list", f.logPath(), err, f.path)
 	}
 	return s, nil
@@ -346,7 +350,7 @@ func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
 // A log is lines of "<crc32 of the JSON, 8 hex digits> <JSON>\n": first a
 // logHeader naming the full state it extends, then one logRecord per save.
 type logHeader struct {
-	Base string `json:"base"` // crc64 of the full state's file, 16 hex digits
+	Base string `json:"base"` // baseID of the full state's file
 }
 
 type logRecord struct {
@@ -356,8 +360,8 @@ type logRecord struct {
 }
 
 // applyLog applies the records of log to s if the log belongs to the file
-// whose checksum is base. Errors match ErrBadCheckpoint.
-func applyLog(s *State, base uint64, log []byte) error {
+// with baseID base. Errors match ErrBadCheckpoint.
+func applyLog(s *State, base string, log []byte) error {
 	// Only the last line can be cut short or left unwritten by a crash
 	// (every line is fsync'd before the next is written): a bad last line
 	// is a save that did not happen, a bad line before it is corruption.
@@ -372,7 +376,7 @@ func applyLog(s *State, base uint64, log []byte) error {
 		}
 		return fmt.Errorf("%w: line 1: %w", ErrBadCheckpoint, err)
 	}
-	if h.Base != fmt.Sprintf("%016x", base) {
+	if h.Base != base {
 		return nil // the log of an older full state, replaced since
 	}
 	objs := make(map[objKey]ObjectRef, len(s.Objects))
@@ -459,7 +463,8 @@ func (f *FileCheckpoint) Save(ctx context.Context, s *State) (err error) {
 	f.logOK = false
 	f.buf = appendState(f.buf[:0], s)
 	n := len(f.buf)
-	header := appendLine(nil, fmt.Appendf(nil, `{"base":"%016x"}`, crc64.Checksum(f.buf, crcTable)))
+	h, _ := json.Marshal(logHeader{Base: baseID(f.buf)}) // a struct of one string always marshals
+	header := appendLine(nil, h)
 	dir := filepath.Dir(f.path)
 	// The full state first, then its log: after a crash between the two
 	// renames the old log names the old state and is ignored.

@@ -1,6 +1,7 @@
 package watch_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -84,7 +85,7 @@ func TestFileCheckpointChanges(t *testing.T) {
 	log := path + ".log"
 	good, _ := os.ReadFile(log)
 	for _, tail := range []string{"0badc0de {\"rv\":\"10\"", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", "12345678 {\"rv\":\"10\",\"up\":[],\"del\":[]}\n"} {
-		if err := os.WriteFile(log, append(slicesClone(good), tail...), 0o600); err != nil {
+		if err := os.WriteFile(log, append(bytes.Clone(good), tail...), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		checkState(t, mustLoad(t, path), "9", a2, c, d)
@@ -159,8 +160,6 @@ func TestFileCheckpointCompaction(t *testing.T) {
 		t.Fatalf("after %d saves: %d objects at rv %s", saves, len(s.Objects), s.ResourceVersion)
 	}
 }
-
-func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
 
 // Whatever the log holds, Load returns a state or an error matching
 // ErrBadCheckpoint; it never panics.
