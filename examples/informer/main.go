@@ -35,6 +35,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubekit/kubekit/client"
 	"github.com/kubekit/kubekit/informer"
@@ -98,12 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	out := &printer{w: stdout}
-	key := func(u *unstructured.Unstructured) string {
-		if u.GetNamespace() == "" {
-			return u.GetName()
-		}
-		return u.GetNamespace() + "/" + u.GetName()
-	}
+	key := func(u *unstructured.Unstructured) string { return cache.MetaObjectToName(u).String() } // "ns/name" or "name"
 	_, err = inf.AddHandler(informer.Handler[*unstructured.Unstructured]{
 		OnAdd: func(u *unstructured.Unstructured, initial bool) {
 			if !initial { // the initial list is summed up by "synced N objects"

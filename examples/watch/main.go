@@ -34,6 +34,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubekit/kubekit/client"
 	"github.com/kubekit/kubekit/watch"
@@ -87,7 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// Run returns nil on SIGINT/SIGTERM (ctx cancelled), after saving the checkpoint.
 	return w.Run(ctx, func(_ context.Context, e watch.Event[*unstructured.Unstructured]) error {
-		line := fmt.Sprintf("%s %s %s", e.Type, key(e.Object), e.Object.GetResourceVersion())
+		// "ns/name", or just "name" for cluster-scoped objects.
+		line := fmt.Sprintf("%s %s %s", e.Type, cache.MetaObjectToName(e.Object), e.Object.GetResourceVersion())
 		if e.Synthetic {
 			line += " (resync)"
 		}
@@ -96,11 +98,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, err := fmt.Fprintln(stdout, line)
 		return err
 	})
-}
-
-func key(u *unstructured.Unstructured) string {
-	if u.GetNamespace() == "" {
-		return u.GetName()
-	}
-	return u.GetNamespace() + "/" + u.GetName()
 }
