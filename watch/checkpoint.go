@@ -90,14 +90,21 @@ func appendState(b []byte, s *State) []byte {
 	b = appendString(b, s.Resource)
 	b = append(b, `,"resourceVersion":`...)
 	b = appendString(b, s.ResourceVersion)
-	b = append(b, `,"objects":[`...)
-	for i, o := range s.Objects {
+	b = append(b, `,"objects":`...)
+	b = appendRefs(b, s.Objects)
+	return append(b, '}')
+}
+
+// appendRefs appends the JSON array of refs.
+func appendRefs(b []byte, refs []ObjectRef) []byte {
+	b = append(b, '[')
+	for i, o := range refs {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = appendRef(b, o)
 	}
-	return append(b, "]}"...)
+	return append(b, ']')
 }
 
 // appendRef appends the JSON of o.
@@ -561,19 +568,9 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) (compact b
 func appendRecord(b []byte, c *Changes) []byte {
 	b = append(b, `{"rv":`...)
 	b = appendString(b, c.ResourceVersion)
-	b = append(b, `,"up":[`...)
-	for i, o := range c.Upserted {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRef(b, o)
-	}
-	b = append(b, `],"del":[`...)
-	for i, o := range c.Deleted {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRef(b, ObjectRef{Namespace: o.Namespace, Name: o.Name})
-	}
-	return append(b, "]}"...)
+	b = append(b, `,"up":`...)
+	b = appendRefs(b, c.Upserted)
+	b = append(b, `,"del":`...)
+	b = appendRefs(b, c.Deleted) // Namespace and Name only, per Changes
+	return append(b, '}')
 }
