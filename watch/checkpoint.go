@@ -386,10 +386,13 @@ func applyLog(s *State, base string, log []byte) error {
 	if h.Base != base {
 		return nil // the log of an older full state, replaced since
 	}
-	objs := make(map[objKey]ObjectRef, len(s.Objects))
-	for _, o := range s.Objects {
-		objs[key(o.Namespace, o.Name)] = o
+	// Changes are applied in place, so the objects keep the full state's
+	// order and new ones follow in the order they were saved.
+	pos := make(map[objKey]int, len(s.Objects))
+	for i, o := range s.Objects {
+		pos[key(o.Namespace, o.Name)] = i
 	}
+	deleted := false
 	for i, line := range lines[1:] {
 		var r logRecord
 		if err := decodeLine(line, &r); err != nil {
@@ -405,16 +408,25 @@ func applyLog(s *State, base string, log []byte) error {
 			if o.Name == "" || o.ResourceVersion == "" {
 				return fmt.Errorf("%w: line %d: an object has no name or resourceVersion", ErrBadCheckpoint, i+2)
 			}
-			objs[key(o.Namespace, o.Name)] = o
+			if i, ok := pos[key(o.Namespace, o.Name)]; ok {
+				s.Objects[i] = o
+			} else {
+				pos[key(o.Namespace, o.Name)] = len(s.Objects)
+				s.Objects = append(s.Objects, o)
+			}
 		}
 		for _, o := range r.Deleted {
-			delete(objs, key(o.Namespace, o.Name))
+			k := key(o.Namespace, o.Name)
+			if i, ok := pos[k]; ok {
+				s.Objects[i].Name = "" // every saved object has a name: this marks it gone
+				delete(pos, k)
+				deleted = true
+			}
 		}
 		s.ResourceVersion = r.ResourceVersion
 	}
-	s.Objects = s.Objects[:0]
-	for _, o := range objs {
-		s.Objects = append(s.Objects, o)
+	if deleted {
+		s.Objects = slices.DeleteFunc(s.Objects, func(o ObjectRef) bool { return o.Name == "" })
 	}
 	return nil
 }
