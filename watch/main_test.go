@@ -200,7 +200,7 @@ func diffStates(got, want map[string]string) string {
 	return b.String()
 }
 
-// runner runs w in the background; stop cancels it and returns Run's error.
+// start runs w in the background; stop cancels it and returns Run's error.
 func start[T watch.Object](t *testing.T, w *watch.Watcher[T], h watch.Handler[T]) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
