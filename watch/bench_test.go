@@ -25,11 +25,11 @@ import (
 // (target: >= 0.9). Each rate is events over the time from the start (Run,
 // or opening the raw watch) to the handling of the last event: kubekit's
 // time includes loading the checkpoint and the background saves every 1,000
-// events, each writing all the objects known so far. The one-off final save
-// of a clean stop (n known objects, fsync'd) comes after that and is
+// events (the first a full state, then one fsync'd log line of changes
+// each). The one-off final save of a clean stop comes after that and is
 // reported on its own as stop-ms. The ratio moves by several percent from
 // run to run on a small shared machine; compare medians, e.g. of
-// -benchtime=16x -count=4.
+// -benchtime=16x -count=6.
 func BenchmarkWatchEvents(b *testing.B) {
 	k := kube(b, env.Config())
 	// One kubekit client for every run, its connection opened before any

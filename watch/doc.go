@@ -52,12 +52,14 @@
 // (at-least-once delivery), in batches ([WithCheckpointBatch]: every 1,000
 // events or 1s by default), on every bookmark and always when Run returns. After a
 // crash at most the last unsaved batch is delivered again; after a clean
-// stop, nothing is. Saves run in the background, one at a time, so delivery
-// does not wait for them. A full save writes the whole known set (about 100
-// bytes per object, roughly 1 MB for 10,000 objects); a [DeltaCheckpoint]
-// such as [FileCheckpoint] then takes only the objects changed since the
-// last save, until its log outgrows the full state. [MemoryCheckpoint] and
-// [ConfigMapCheckpoint] save in full every time.
+// stop, nothing is. Saves run in the background, one at a time, and so
+// does the bookkeeping of the known objects, so delivery does not wait for
+// them (unless 65,536 handled events pile up behind one slow save). A full
+// save writes the whole known set (about 100 bytes per object, roughly 1 MB
+// for 10,000 objects); a [DeltaCheckpoint] such as [FileCheckpoint] then
+// takes only the objects changed since the last save, until its log
+// outgrows the full state. [MemoryCheckpoint] and [ConfigMapCheckpoint]
+// save in full every time.
 //
 // # Lifecycle
 //

@@ -63,6 +63,7 @@ type options struct {
 	resetBadCheckpoint bool
 	pageSize           int64
 	logger             *logr.Logger
+	maxPending         int // not an option: tests lower it
 }
 
 func defaultOptions() options {
@@ -73,6 +74,7 @@ func defaultOptions() options {
 		healthy:            DefaultHealthyPeriod,
 		gapRecovery:        true,
 		checkpointEvents:   DefaultCheckpointEvents,
+		maxPending:         maxPending,
 		checkpointInterval: DefaultCheckpointInterval,
 		handlerRetries:     DefaultHandlerRetries,
 		handlerBackoff:     DefaultHandlerBackoff(),

@@ -280,33 +280,53 @@ type ref struct {
 }
 
 type runner[T Object] struct {
-	w        *Watcher[T]
-	h        Handler[T]
-	rv       string
+	w  *Watcher[T]
+	h  Handler[T]
+	rv string
+	// known is the set of objects (key, UID, resourceVersion) that gap
+	// recovery compares a re-list with and the checkpoint holds. Delivery
+	// does not touch it: each handled change goes to pending, and the save
+	// that takes pending folds it into known first, in the background saver.
+	// So known belongs to the saver while a save runs (busy) and to Run's
+	// goroutine otherwise; see sync.
 	known    map[objKey]ref
-	unsaved  int // handled events not saved yet
+	pending  []change
+	unsaved  int // handled events (and bookmarks) not saved yet
 	jobs     chan saveJob
 	results  chan saveResult
-	spare    *State    // a saved State whose memory the next snapshot reuses
 	busy     bool      // a background save is running
 	firstNew time.Time // when the first unsaved event was handled
-	// With a DeltaCheckpoint, a save after a successful one writes only the
-	// objects changed since: their keys, in dirty (with repeats).
 	delta    DeltaCheckpoint
-	dirty    []objKey
-	overflow bool // dirty outgrew the known set: the next save is full
-	needFull bool // the first save, and the one after a failure or a compaction request
+	needFull bool     // the first save, and the one after a failure or a compaction request
+	spareBuf []change // a saved batch whose memory pending reuses
+	// Used only by write, one save at a time.
+	spare *State          // a saved State whose memory the next snapshot reuses
+	last  map[objKey]bool // changes: the keys already written
 }
 
-// saveJob is one save: a full state, or only the changes.
+// change is one handled event's effect on the known set.
+type change struct {
+	k   objKey
+	ref ref
+	del bool
+}
+
+// maxPending bounds the changes that wait while a save runs: past it,
+// delivery waits for the save (a checkpoint far slower than the stream).
+const maxPending = 1 << 16
+
+// saveJob is one save: the changes handled since the last one, to fold into
+// the known set, and the position they reach. With a DeltaCheckpoint and
+// full unset, only the changed objects are written.
 type saveJob struct {
-	full    *State
-	changes *Changes
+	batch []change
+	rv    string
+	full  bool
 }
 
-// saveResult is a background save's outcome.
+// saveResult is a save's outcome.
 type saveResult struct {
-	job     saveJob
+	batch   []change // for reuse
 	compact bool
 	err     error
 }
@@ -516,6 +536,7 @@ func (r *runner[T]) relist(ctx context.Context, synthetic bool) error {
 
 	deliver := w.o.initialEvents || synthetic
 	seen := make(map[objKey]struct{}, len(items))
+	r.sync()
 	if len(r.known) == 0 { // a first list: size the known set once
 		r.known = make(map[objKey]ref, len(items))
 	}
@@ -541,7 +562,7 @@ func (r *runner[T]) relist(ctx context.Context, synthetic bool) error {
 				return err
 			}
 		} else {
-			r.known[k] = ref{uid: o.GetUID(), rv: o.GetResourceVersion()}
+			r.record(change{k: k, ref: ref{uid: o.GetUID(), rv: o.GetResourceVersion()}})
 		}
 	}
 	var gone []objKey
@@ -619,7 +640,7 @@ func (r *runner[T]) stream(ctx context.Context) error {
 					return err
 				}
 				r.rv = t.GetResourceVersion()
-				if r.unsaved >= w.o.checkpointEvents {
+				if r.unsaved >= w.o.checkpointEvents || len(r.pending) >= w.o.maxPending {
 					r.saveAsync(ctx)
 				}
 			default:
@@ -629,8 +650,8 @@ func (r *runner[T]) stream(ctx context.Context) error {
 	}
 }
 
-// deliver calls the handler until it succeeds, then records the event in
-// the known set. It returns ctx's error or a *HandlerError.
+// deliver calls the handler until it succeeds, then records the event for
+// the known set and the next save. It returns ctx's error or a *HandlerError.
 func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
 	bo := r.w.o.handlerBackoff
 	k := key(e.Object.GetNamespace(), e.Object.GetName())
@@ -651,59 +672,79 @@ func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
 			return ctx.Err()
 		}
 	}
-	if e.Type == Deleted {
-		delete(r.known, k)
-	} else {
-		r.known[k] = ref{uid: e.Object.GetUID(), rv: e.Object.GetResourceVersion()}
-	}
-	if r.delta != nil && !r.overflow {
-		if r.dirty = append(r.dirty, k); len(r.dirty) > 2*len(r.known)+1024 {
-			r.overflow, r.dirty = true, r.dirty[:0] // a full save is cheaper
-		}
-	}
+	r.record(change{k: k, ref: ref{uid: e.Object.GetUID(), rv: e.Object.GetResourceVersion()}, del: e.Type == Deleted})
+	return nil
+}
+
+// record notes a handled change for the next save.
+func (r *runner[T]) record(c change) {
+	r.pending = append(r.pending, c)
 	if r.unsaved == 0 {
 		r.firstNew = time.Now()
 	}
 	r.unsaved++
-	return nil
 }
 
-// job is the next save: only the changes since the last save when the
-// checkpoint takes them and that save succeeded, else the full state.
-func (r *runner[T]) job() saveJob {
-	full := r.delta == nil || r.needFull || r.overflow
-	var j saveJob
-	if full {
-		j.full = r.snapshot()
-	} else {
-		j.changes = r.changes()
+// sync brings the known set up to date for Run's goroutine: it waits for
+// the running save and folds in the pending changes. They stay pending, so
+// the next save still writes them (folding again changes nothing).
+func (r *runner[T]) sync() {
+	r.drain()
+	r.fold(r.pending)
+}
+
+// fold applies changes to the known set, in order.
+func (r *runner[T]) fold(batch []change) {
+	for _, c := range batch {
+		if c.del {
+			delete(r.known, c.k)
+		} else {
+			r.known[c.k] = c.ref
+		}
 	}
-	r.dirty, r.overflow, r.needFull = r.dirty[:0], false, false
+}
+
+// job takes the pending changes for the next save: only those changes when
+// the checkpoint takes them and the last save succeeded, else the full state.
+func (r *runner[T]) job() saveJob {
+	j := saveJob{batch: r.pending, rv: r.rv, full: r.delta == nil || r.needFull}
+	r.pending, r.spareBuf, r.needFull = r.spareBuf[:0], nil, false
 	return j
 }
 
-// write performs a save.
+// write performs a save: it folds the batch into the known set and writes
+// the full state or the batch's changes. It runs in the saver, or in Run's
+// goroutine when no save is running.
 func (r *runner[T]) write(ctx context.Context, j saveJob) saveResult {
-	if j.full != nil {
-		return saveResult{job: j, err: r.w.o.checkpoint.Save(ctx, j.full)}
+	r.fold(j.batch)
+	res := saveResult{batch: j.batch}
+	if j.full || len(j.batch) > 2*len(r.known)+1024 { // a full save is smaller
+		s := r.snapshot(j.rv)
+		res.err = r.w.o.checkpoint.Save(ctx, s)
+		r.spare = s // Save does not keep s
+		return res
 	}
-	compact, err := r.delta.SaveChanges(ctx, j.changes)
-	return saveResult{job: j, compact: compact, err: err}
+	res.compact, res.err = r.delta.SaveChanges(ctx, r.changes(j))
+	return res
 }
 
-// changes lists the objects changed since the last save, once each.
-func (r *runner[T]) changes() *Changes {
-	c := &Changes{Resource: r.w.identity, ResourceVersion: r.rv}
-	seen := make(map[objKey]struct{}, len(r.dirty))
-	for _, k := range r.dirty {
-		if _, dup := seen[k]; dup {
+// changes lists the objects the batch changed, once each, as they are now.
+func (r *runner[T]) changes(j saveJob) *Changes {
+	c := &Changes{Resource: r.w.identity, ResourceVersion: j.rv}
+	if r.last == nil {
+		r.last = make(map[objKey]bool, len(j.batch))
+	}
+	clear(r.last)
+	for i := len(j.batch) - 1; i >= 0; i-- { // newest first: the state now
+		ch := j.batch[i]
+		if r.last[ch.k] {
 			continue
 		}
-		seen[k] = struct{}{}
-		if v, ok := r.known[k]; ok {
-			c.Upserted = append(c.Upserted, ObjectRef{Namespace: k.ns, Name: k.name, UID: v.uid, ResourceVersion: v.rv})
+		r.last[ch.k] = true
+		if ch.del {
+			c.Deleted = append(c.Deleted, ObjectRef{Namespace: ch.k.ns, Name: ch.k.name})
 		} else {
-			c.Deleted = append(c.Deleted, ObjectRef{Namespace: k.ns, Name: k.name})
+			c.Upserted = append(c.Upserted, ObjectRef{Namespace: ch.k.ns, Name: ch.k.name, UID: ch.ref.uid, ResourceVersion: ch.ref.rv})
 		}
 	}
 	return c
@@ -712,31 +753,39 @@ func (r *runner[T]) changes() *Changes {
 // snapshot is the state to save: the position and the known objects. It
 // reuses the last saved State's memory (Save does not keep it), so a watch
 // of many objects does not allocate a new copy of them for every batch.
-func (r *runner[T]) snapshot() *State {
+func (r *runner[T]) snapshot(rv string) *State {
 	s := r.spare
 	r.spare = nil
 	if s == nil {
 		s = &State{Objects: make([]ObjectRef, 0, len(r.known))}
 	}
-	s.Resource, s.ResourceVersion, s.Objects = r.w.identity, r.rv, s.Objects[:0]
+	s.Resource, s.ResourceVersion, s.Objects = r.w.identity, rv, s.Objects[:0]
 	for k, v := range r.known {
 		s.Objects = append(s.Objects, ObjectRef{Namespace: k.ns, Name: k.name, UID: v.uid, ResourceVersion: v.rv})
 	}
 	return s
 }
 
-// saveAsync hands the current state to the background saver, unless a
-// save is still running (then the next event or tick tries again) or ctx is
-// done (then the final save on the way out writes it, once).
+// saveAsync hands the pending changes to the background saver, unless a
+// save is still running (then the next event or tick tries again; past
+// maxPending changes it waits for it) or ctx is done (then the final save
+// on the way out writes them, once).
 func (r *runner[T]) saveAsync(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	if r.busy {
+	if r.busy && len(r.pending) < r.w.o.maxPending {
 		select {
 		case res := <-r.results:
 			r.saved(res)
 		default:
+			return
+		}
+	} else if r.busy {
+		select {
+		case res := <-r.results:
+			r.saved(res)
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -767,9 +816,7 @@ func (r *runner[T]) saved(res saveResult) {
 
 // done records a save's outcome: a failed save is retried, in full.
 func (r *runner[T]) done(res saveResult) {
-	if res.job.full != nil {
-		r.spare = res.job.full
-	}
+	r.spareBuf = res.batch[:0]
 	if res.err != nil {
 		r.unsaved++ // save again later
 		r.needFull = true
