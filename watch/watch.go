@@ -315,6 +315,9 @@ type change struct {
 // delivery waits for the save (a checkpoint far slower than the stream).
 const maxPending = 1 << 16
 
+// keepBuf is the largest batch whose memory is kept for the next one.
+const keepBuf = 1 << 14
+
 // saveJob is one save: the changes handled since the last one, to fold into
 // the known set, and the position they reach. With a DeltaCheckpoint and
 // full unset, only the changed objects are written.
@@ -731,16 +734,22 @@ func (r *runner[T]) write(ctx context.Context, j saveJob) saveResult {
 // changes lists the objects the batch changed, once each, as they are now.
 func (r *runner[T]) changes(j saveJob) *Changes {
 	c := &Changes{Resource: r.w.identity, ResourceVersion: j.rv}
-	if r.last == nil {
-		r.last = make(map[objKey]bool, len(j.batch))
+	last := r.last // reused for batches of the usual size
+	switch {
+	case len(j.batch) > keepBuf:
+		last = make(map[objKey]bool, len(j.batch))
+	case last == nil:
+		last = make(map[objKey]bool, len(j.batch))
+		r.last = last
+	default:
+		clear(last)
 	}
-	clear(r.last)
 	for i := len(j.batch) - 1; i >= 0; i-- { // newest first: the state now
 		ch := j.batch[i]
-		if r.last[ch.k] {
+		if last[ch.k] {
 			continue
 		}
-		r.last[ch.k] = true
+		last[ch.k] = true
 		if ch.del {
 			c.Deleted = append(c.Deleted, ObjectRef{Namespace: ch.k.ns, Name: ch.k.name})
 		} else {
@@ -816,7 +825,9 @@ func (r *runner[T]) saved(res saveResult) {
 
 // done records a save's outcome: a failed save is retried, in full.
 func (r *runner[T]) done(res saveResult) {
-	r.spareBuf = res.batch[:0]
+	if cap(res.batch) <= keepBuf { // not the memory of a large re-list
+		r.spareBuf = res.batch[:0]
+	}
 	if res.err != nil {
 		r.unsaved++ // save again later
 		r.needFull = true
