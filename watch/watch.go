@@ -712,6 +712,9 @@ func (r *runner[T]) fold(batch []change) {
 func (r *runner[T]) job() saveJob {
 	j := saveJob{batch: r.pending, rv: r.rv, full: r.delta == nil || r.needFull}
 	r.pending, r.spareBuf, r.needFull = r.spareBuf[:0], nil, false
+	if r.pending == nil { // the last batch is still being saved
+		r.pending = make([]change, 0, min(r.w.o.checkpointEvents, keepBuf))
+	}
 	return j
 }
 
