@@ -306,6 +306,7 @@ func TestNamespacesAndSelectors(t *testing.T) {
 			[]string{ns1 + "/web", ns2 + "/web", ns3 + "/web"}},
 	}
 	for _, tt := range tests {
+		slices.Sort(tt.want) // namespace names do not sort in creation order
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFactory(t, c, tt.opts...)
 			pods, err := informer.For[*corev1.Pod](f)
