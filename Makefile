@@ -34,7 +34,7 @@ lint:
 ## bench: benchmarks (ratios against plain client-go, same run)
 # The watch benchmarks report medians over their iterations: 20 of them.
 bench: testbin
-	go test -run='^$$' -bench=. -benchmem -count=1 $$(go list ./... | grep -v '/watch$$')
+	go test -run='^$$' -bench=. -benchmem -count=1 $$(go list ./... | grep -vx 'github.com/kubekit/kubekit/watch')
 	go test -run='^$$' -bench=. -benchmem -count=1 -benchtime=20x ./watch/
 
 clean:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,6 +74,7 @@ func fakeCM(name, uid, rv string) *corev1.ConfigMap {
 // those events (they are folded into the known set first): an object seen
 // only in the stream and gone from the list gets a synthetic DELETED.
 func TestGapRecoveryKnowsUnsavedEvents(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cp := NewMemoryCheckpoint()
 	if err := cp.Save(t.Context(), &State{Resource: "configmaps", ResourceVersion: "10"}); err != nil {
 		t.Fatal(err)
@@ -152,6 +154,7 @@ func (b *blockingCheckpoint) Save(ctx context.Context, s *State) error {
 // until maxPending changes wait for the next save, then waits for the save;
 // nothing is lost when it finishes.
 func TestSlowSaveBoundsPendingChanges(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const maxPend = 4
 	cp := &blockingCheckpoint{MemoryCheckpoint: NewMemoryCheckpoint(), entered: make(chan struct{}), release: make(chan struct{})}
 	if err := cp.Save(t.Context(), &State{Resource: "configmaps", ResourceVersion: "10"}); err != nil {
