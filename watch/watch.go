@@ -736,7 +736,7 @@ func (r *runner[T]) write(ctx context.Context, j saveJob) saveResult {
 
 // changes lists the objects the batch changed, once each, as they are now.
 func (r *runner[T]) changes(j saveJob) *Changes {
-	c := &Changes{Resource: r.w.identity, ResourceVersion: j.rv}
+	c := &Changes{Resource: r.w.identity, ResourceVersion: j.rv, Upserted: make([]ObjectRef, 0, len(j.batch))}
 	last := r.last // reused for batches of the usual size
 	switch {
 	case len(j.batch) > keepBuf:
