@@ -81,10 +81,7 @@ func benchmarkWatchEvents(b *testing.B, c *client.Client, k kubernetes.Interface
 	var stop time.Duration
 	kubekit := func(i int) {
 		// kubekit: resume from rv0 through a file checkpoint.
-		cp, err := watch.NewFileCheckpoint(filepath.Join(dir, fmt.Sprintf("cp-%d.json", i)))
-		if err != nil {
-			b.Fatal(err)
-		}
+		cp := fileCheckpoint(b, filepath.Join(dir, fmt.Sprintf("cp-%d.json", i)))
 		w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
 		if err != nil {
 			b.Fatal(err)
@@ -169,10 +166,7 @@ func median(d []time.Duration) time.Duration {
 // benchCheckpoint returns a file checkpoint in a temporary directory and a
 // state with n known objects.
 func benchCheckpoint(b *testing.B, n int) (*watch.FileCheckpoint, *watch.State) {
-	cp, err := watch.NewFileCheckpoint(filepath.Join(b.TempDir(), "cp.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	cp := fileCheckpoint(b, filepath.Join(b.TempDir(), "cp.json"))
 	s := &watch.State{Resource: "configmaps", ResourceVersion: "1"}
 	for i := range n {
 		s.Objects = append(s.Objects, watch.ObjectRef{Namespace: "default", Name: fmt.Sprintf("cm-%d", i), UID: "0b5d3a36-6a9d-4d7c-9b4a-2f0f8a1c2d3e", ResourceVersion: "123456"})

@@ -30,10 +30,7 @@ func sampleState() *watch.State {
 }
 
 func TestCheckpointsRoundTrip(t *testing.T) {
-	fc, err := watch.NewFileCheckpoint(filepath.Join(t.TempDir(), "cp.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fc := fileCheckpoint(t, filepath.Join(t.TempDir(), "cp.json"))
 	k := kube(t, env.Config())
 	createNamespace(t, k, "watch-cmcp")
 	cc, err := watch.NewConfigMapCheckpoint(k, "watch-cmcp", "cp")
@@ -243,10 +240,7 @@ func TestResumeAfterAbruptStop(t *testing.T) {
 		}
 		return w
 	}
-	fc, err := watch.NewFileCheckpoint(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fc := fileCheckpoint(t, path)
 	crash := &crashingCheckpoint{FileCheckpoint: fc}
 	rec := newRecorder()
 	stop := start(t, newWatcher(crash), rec.handle)
@@ -339,10 +333,7 @@ func TestBadCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(path string, opts ...watch.Option) (int, error) {
-		cp, err := watch.NewFileCheckpoint(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cp := fileCheckpoint(t, path)
 		w, err := watch.New[*corev1.ConfigMap](c, append([]watch.Option{watch.WithNamespace(ns), watch.WithCheckpoint(cp)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)

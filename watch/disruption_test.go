@@ -281,10 +281,7 @@ func testGapAcrossCompaction(t *testing.T, penv *testenv.Env) {
 	}
 	path := filepath.Join(t.TempDir(), "cp.json")
 	newWatcher := func() *watch.Watcher[*corev1.ConfigMap] {
-		cp, err := watch.NewFileCheckpoint(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cp := fileCheckpoint(t, path)
 		w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithBackoff(fastBackoff()))
 		if err != nil {
 			t.Fatal(err)
@@ -337,10 +334,7 @@ func testGapAcrossCompaction(t *testing.T, penv *testenv.Env) {
 
 	// With gap recovery off, the expired position is an error, and the
 	// checkpoint is left as it was.
-	cp, err := watch.NewFileCheckpoint(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp := fileCheckpoint(t, path)
 	strict, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithGapRecovery(false))
 	if err != nil {
 		t.Fatal(err)

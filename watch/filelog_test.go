@@ -30,10 +30,7 @@ func stateMap(s *watch.State) map[string]watch.ObjectRef {
 
 func mustLoad(t *testing.T, path string) *watch.State {
 	t.Helper()
-	fc, err := watch.NewFileCheckpoint(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fc := fileCheckpoint(t, path)
 	s, err := fc.Load(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -54,10 +51,7 @@ func checkState(t *testing.T, got *watch.State, rv string, want ...watch.ObjectR
 func TestFileCheckpointChanges(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "cp.json")
-	fc, err := watch.NewFileCheckpoint(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fc := fileCheckpoint(t, path)
 	a, b, c := ref("ns", "a", "1"), ref("ns", "b", "2"), ref("", "c", "3")
 	if _, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "4"}); err == nil || !strings.Contains(err.Error(), "full Save first") {
 		t.Fatalf("SaveChanges before Save = %v, want an error asking for a full Save", err)
@@ -127,10 +121,7 @@ func TestFileCheckpointChanges(t *testing.T) {
 func TestFileCheckpointCompaction(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "cp.json")
-	fc, err := watch.NewFileCheckpoint(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fc := fileCheckpoint(t, path)
 	if err := fc.Save(ctx, &watch.State{Resource: "configmaps", ResourceVersion: "1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,10 +157,7 @@ func TestFileCheckpointCompaction(t *testing.T) {
 func FuzzFileCheckpointLog(f *testing.F) {
 	dir := f.TempDir()
 	path := filepath.Join(dir, "cp.json")
-	fc, err := watch.NewFileCheckpoint(path)
-	if err != nil {
-		f.Fatal(err)
-	}
+	fc := fileCheckpoint(f, path)
 	if err := fc.Save(f.Context(), sampleState()); err != nil {
 		f.Fatal(err)
 	}

@@ -78,6 +78,16 @@ func newClientB(cfg *rest.Config) (*client.Client, error) {
 	return client.New(client.WithRESTConfig(cfg), client.WithRateLimit(false))
 }
 
+// fileCheckpoint returns a FileCheckpoint at path.
+func fileCheckpoint(tb testing.TB, path string) *watch.FileCheckpoint {
+	tb.Helper()
+	fc, err := watch.NewFileCheckpoint(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fc
+}
+
 func kube(t testing.TB, cfg *rest.Config) kubernetes.Interface {
 	t.Helper()
 	cfg = rest.CopyConfig(cfg)

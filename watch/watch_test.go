@@ -85,10 +85,7 @@ func TestResumeFromFileAfterCleanStop(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "cp.json")
 	newWatcher := func() *watch.Watcher[*corev1.ConfigMap] {
-		cp, err := watch.NewFileCheckpoint(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cp := fileCheckpoint(t, path)
 		w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
 		if err != nil {
 			t.Fatal(err)
