@@ -558,25 +558,24 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) (compact b
 	}
 	f.buf = appendRecord(f.buf[:0], c)
 	f.line = appendLine(f.line[:0], f.buf)
-	line := f.line
 	lf, err := os.OpenFile(f.logPath(), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		f.logOK = false
 		return true, fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
 	}
-	_, werr := lf.Write(line)
+	_, werr := lf.Write(f.line)
 	serr := lf.Sync()
 	cerr := lf.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		f.logOK = false // a torn line may follow: the next save must be a full one
 		return true, fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
 	}
-	f.logSize += len(line)
+	f.logSize += len(f.line)
 	return f.logSize > max(f.baseSize, minCompact), nil
 }
 
-// appendRecord appends the JSON of a logRecord for c, as encoding/json
-// would write it.
+// appendRecord appends the JSON of a logRecord for c (as encoding/json
+// writes it, except that an empty list is [] rather than null).
 func appendRecord(b []byte, c *Changes) []byte {
 	b = append(b, `{"rv":`...)
 	b = appendString(b, c.ResourceVersion)
