@@ -17,9 +17,9 @@
 //
 // --resource takes a plural resource name, qualified by its group unless it
 // is in the core group ("pods", "deployments.apps", "widgets.example.com").
-// With --checkpoint FILE the position is saved in FILE (and FILE.log): on SIGINT/SIGTERM
-// the program saves it and exits 0, and the next run prints exactly what
-// changed in between.
+// With --checkpoint FILE the position is saved in FILE (and FILE.log): on
+// SIGINT/SIGTERM the program saves it and exits 0, and the next run prints
+// exactly what changed in between.
 package main
 
 import (
