@@ -15,7 +15,7 @@ testbin:
 
 ## cluster: run the test control plane until Ctrl-C and write ./.kube.config
 cluster: testbin
-	@go build -o bin/devcluster ./internal/testenv/cmd/devcluster
+	@go build -o bin/devcluster ./testenv/cmd/devcluster
 	@bin/devcluster --kubeconfig .kube.config
 
 ## demo: start a control plane, run every example program against it, stop it
@@ -25,10 +25,12 @@ demo: testbin
 ## test: run every test (unit and integration against a real kube-apiserver) with the race detector
 test: testbin
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
+	cd testenv/testdata/outside && go test -race -count=1 $(GO_TEST_FLAGS) ./...
 
 ## lint: go vet and a pinned staticcheck
 lint:
 	go vet ./...
+	cd testenv/testdata/outside && go vet ./...
 	go run $(STATICCHECK) ./...
 
 ## bench: benchmarks (ratios against plain client-go, same run)

@@ -19,7 +19,7 @@ import (
 // created, configured and unchanged apart, so expect about half of client-go's
 // throughput for the one-object call: the price of a truthful outcome.
 func BenchmarkApply(b *testing.B) {
-	c, err := client.New(client.WithKubeconfig(env.Kubeconfig()), client.WithRateLimit(false))
+	c, err := client.New(client.WithKubeconfig(env.KubeconfigPath()), client.WithRateLimit(false))
 	if err != nil {
 		b.Fatal(err)
 	}

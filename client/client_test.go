@@ -16,12 +16,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubekit/kubekit/client"
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 func newClient(t *testing.T, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(append([]client.Option{client.WithKubeconfig(env.Kubeconfig())}, opts...)...)
+	c, err := client.New(append([]client.Option{client.WithKubeconfig(env.KubeconfigPath())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestServerVersion(t *testing.T) {
 	if v.GitVersion != testenv.KubernetesVersion || v.Major != "1" || v.Minor != "37" {
 		t.Fatalf("version = %+v, want %s", v, testenv.KubernetesVersion)
 	}
-	if c.Namespace() != "default" || !strings.Contains(c.Source(), env.Kubeconfig()) {
+	if c.Namespace() != "default" || !strings.Contains(c.Source(), env.KubeconfigPath()) {
 		t.Fatalf("namespace %q source %q", c.Namespace(), c.Source())
 	}
 }

@@ -13,13 +13,13 @@ func TestFlags(t *testing.T) {
 	var std client.Flags
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	std.BindFlags(fs)
-	if err := fs.Parse([]string{"--kubeconfig", env.Kubeconfig(), "--context", "kubekit-testenv"}); err != nil {
+	if err := fs.Parse([]string{"--kubeconfig", env.KubeconfigPath(), "--context", "kubekit-testenv"}); err != nil {
 		t.Fatal(err)
 	}
 	var pf client.Flags
 	pfs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	pf.BindPFlags(pfs)
-	if err := pfs.Parse([]string{"--kubeconfig=" + env.Kubeconfig(), "--context=nope"}); err != nil {
+	if err := pfs.Parse([]string{"--kubeconfig=" + env.KubeconfigPath(), "--context=nope"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len((&client.Flags{}).Options()); n != 0 {

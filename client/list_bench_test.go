@@ -62,7 +62,7 @@ func heapPeak(f func()) uint64 {
 // (throughput, target >= 0.95) and against one unpaginated List (peak heap,
 // target <= 0.2).
 func BenchmarkList(b *testing.B) {
-	c, err := client.New(client.WithKubeconfig(env.Kubeconfig()), client.WithRateLimit(false))
+	c, err := client.New(client.WithKubeconfig(env.KubeconfigPath()), client.WithRateLimit(false))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -14,6 +14,6 @@ var env *testenv.Env
 func TestMain(m *testing.M) {
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) {
 		env = e
-		_ = os.Setenv("KUBECONFIG", e.Kubeconfig())
+		_ = os.Setenv("KUBECONFIG", e.KubeconfigPath())
 	}))
 }

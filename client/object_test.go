@@ -376,7 +376,7 @@ func TestWriteBadInput(t *testing.T) {
 
 func TestWriteLeavesNoGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	c, err := client.New(client.WithKubeconfig(env.Kubeconfig()))
+	c, err := client.New(client.WithKubeconfig(env.KubeconfigPath()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ root="$(pwd)"
 work="$(mktemp -d)"
 kc="${work}/kubeconfig"
 log="${work}/devcluster.log"
-go build -o "${work}/devcluster" ./internal/testenv/cmd/devcluster
+go build -o "${work}/devcluster" ./testenv/cmd/devcluster
 "${work}/devcluster" --kubeconfig "${kc}" >"${log}" 2>&1 &
 cluster=$!
 cleanup() {

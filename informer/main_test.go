@@ -15,7 +15,7 @@ import (
 
 	"github.com/kubekit/kubekit/client"
 	"github.com/kubekit/kubekit/informer"
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -25,7 +25,7 @@ var env *testenv.Env
 func TestMain(m *testing.M) {
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) {
 		env = e
-		_ = os.Setenv("KUBECONFIG", e.Kubeconfig())
+		_ = os.Setenv("KUBECONFIG", e.KubeconfigPath())
 	}))
 }
 

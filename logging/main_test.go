@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -19,7 +19,7 @@ var env *testenv.Env
 func TestMain(m *testing.M) {
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) {
 		env = e
-		_ = os.Setenv("KUBECONFIG", e.Kubeconfig())
+		_ = os.Setenv("KUBECONFIG", e.KubeconfigPath())
 	}))
 }
 

@@ -20,7 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 	"github.com/kubekit/kubekit/watch"
 )
 
@@ -169,7 +169,7 @@ func TestDisruptions(t *testing.T) {
 // watch's own connections are HTTP/2 (TLS) and still checked.
 func restartGoroutines() []goleak.Option {
 	return []goleak.Option{
-		goleak.IgnoreAnyFunction("github.com/kubekit/kubekit/internal/testenv.startProcess.func1"),
+		goleak.IgnoreAnyFunction("github.com/kubekit/kubekit/testenv.startProcess.func1"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 	}
@@ -328,7 +328,7 @@ func testGapAcrossCompaction(t *testing.T, penv *testenv.Env) {
 	if err := cms.Delete(ctx, "ephemeral", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := penv.CompactAndRestart(context.WithoutCancel(ctx)); err != nil {
+	if err := penv.Compact(context.WithoutCancel(ctx)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -426,7 +426,7 @@ func testBookmarks(t *testing.T, penv *testenv.Env) {
 		return rv
 	}
 	waitFor(t, "a bookmark to move the checkpoint past the churn", func() bool { return checkpointRV() >= lastRV })
-	rev, err := penv.Compact(ctx)
+	rev, err := penv.CompactEtcd(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubekit/kubekit/client"
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 	"github.com/kubekit/kubekit/watch"
 )
 
@@ -32,7 +32,7 @@ var env *testenv.Env
 func TestMain(m *testing.M) {
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) {
 		env = e
-		_ = os.Setenv("KUBECONFIG", e.Kubeconfig())
+		_ = os.Setenv("KUBECONFIG", e.KubeconfigPath())
 	}))
 }
 

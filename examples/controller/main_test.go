@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubekit/kubekit/internal/exampletest"
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -58,7 +58,7 @@ func startController(t *testing.T, args ...string) *running {
 	ctx, cancel := context.WithCancel(t.Context())
 	r := &running{out: &lockedBuffer{}, errOut: &lockedBuffer{}, cancel: cancel, errc: make(chan error, 1)}
 	go func() {
-		r.errc <- run(ctx, append([]string{"--kubeconfig", env.Kubeconfig()}, args...), r.out, r.errOut)
+		r.errc <- run(ctx, append([]string{"--kubeconfig", env.KubeconfigPath()}, args...), r.out, r.errOut)
 	}()
 	t.Cleanup(func() { r.stop(t) })
 	r.waitLine(t, "controller: watching ConfigMaps labelled kubekit.dev/mirror=true with")
@@ -351,8 +351,8 @@ func TestErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"zero workers", []string{"--kubeconfig", env.Kubeconfig(), "--workers", "0"}, "--workers=0"},
-		{"unknown context", []string{"--kubeconfig", env.Kubeconfig(), "--context", "nope"}, `no context "nope"`},
+		{"zero workers", []string{"--kubeconfig", env.KubeconfigPath(), "--workers", "0"}, "--workers=0"},
+		{"unknown context", []string{"--kubeconfig", env.KubeconfigPath(), "--context", "nope"}, `no context "nope"`},
 		{"missing kubeconfig", []string{"--kubeconfig", "/nonexistent/kc"}, "no such file"},
 		{"extra args", []string{"x"}, "unexpected arguments"},
 	}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubekit/kubekit/internal/exampletest"
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -47,7 +47,7 @@ func createPod(t *testing.T, k kubernetes.Interface, ns, name, app, node string)
 // start runs the program in the background against the test API server.
 func start(t *testing.T, args ...string) (*exampletest.Output, func() error) {
 	t.Helper()
-	return exampletest.Start(t, run, append([]string{"--kubeconfig", env.Kubeconfig()}, args...)...)
+	return exampletest.Start(t, run, append([]string{"--kubeconfig", env.KubeconfigPath()}, args...)...)
 }
 
 func waitLines(t *testing.T, out *exampletest.Output, want func([]string) bool) []string {
@@ -159,7 +159,7 @@ func TestErrors(t *testing.T) {
 			var out, errOut exampletest.Output
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			err := run(ctx, append([]string{"--kubeconfig", env.Kubeconfig()}, tt.args...), &out, &errOut)
+			err := run(ctx, append([]string{"--kubeconfig", env.KubeconfigPath()}, tt.args...), &out, &errOut)
 			if err == nil || !strings.Contains(err.Error()+fmt.Sprint(errOut.Lines()), tt.want) {
 				t.Fatalf("err = %v (stderr %q), want it to mention %q", err, errOut.Lines(), tt.want)
 			}

@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kubekit/kubekit/client"
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -33,7 +33,7 @@ type outcome struct {
 func ours(t *testing.T, stdin string, args ...string) outcome {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := execute(t.Context(), append(args, "--kubeconfig", env.Kubeconfig()), strings.NewReader(stdin), &out, &errOut)
+	err := execute(t.Context(), append(args, "--kubeconfig", env.KubeconfigPath()), strings.NewReader(stdin), &out, &errOut)
 	code := 0
 	if err != nil {
 		code = 1
@@ -46,7 +46,7 @@ func real(t *testing.T, cacheDir string, args ...string) outcome {
 	if args[0] == "delete" {
 		args = append(args, "--wait=false")
 	}
-	cmd := exec.CommandContext(t.Context(), "kubectl", append(args, "--kubeconfig", env.Kubeconfig(), "--cache-dir", cacheDir)...)
+	cmd := exec.CommandContext(t.Context(), "kubectl", append(args, "--kubeconfig", env.KubeconfigPath(), "--cache-dir", cacheDir)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -85,7 +85,7 @@ func TestSideBySideWithKubectl(t *testing.T) {
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl not installed")
 	}
-	c, err := client.New(client.WithKubeconfig(env.Kubeconfig()))
+	c, err := client.New(client.WithKubeconfig(env.KubeconfigPath()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"k8s.io/klog/v2"
 
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -59,7 +59,7 @@ func TestRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "app.log")
 			var out, errOut bytes.Buffer
-			args := append([]string{"--kubeconfig", env.Kubeconfig(), "--context", "kubekit-testenv", "--log-file", file}, tt.args...)
+			args := append([]string{"--kubeconfig", env.KubeconfigPath(), "--context", "kubekit-testenv", "--log-file", file}, tt.args...)
 			if err := run(t.Context(), args, &out, &errOut); err != nil {
 				t.Fatalf("run: %v\n%s", err, errOut.String())
 			}
@@ -96,7 +96,7 @@ func TestRun(t *testing.T) {
 
 func TestConsoleIsDefault(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run(t.Context(), []string{"--kubeconfig", env.Kubeconfig(), "-v2"}, &out, &errOut); err != nil {
+	if err := run(t.Context(), []string{"--kubeconfig", env.KubeconfigPath(), "-v2"}, &out, &errOut); err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
 	}
 	for _, re := range []string{
@@ -154,7 +154,7 @@ func TestErrors(t *testing.T) {
 		{"unwritable log file", []string{"--log-file", filepath.Join(missing, "app.log")}, "open log file"},
 		{"log file is a directory", []string{"--log-file", dir}, "is a directory"},
 		{"missing kubeconfig", []string{"--kubeconfig", missing}, "no such file"},
-		{"unknown context", []string{"--kubeconfig", env.Kubeconfig(), "--context", "nope"}, `no context "nope"`},
+		{"unknown context", []string{"--kubeconfig", env.KubeconfigPath(), "--context", "nope"}, `no context "nope"`},
 		{"unexpected argument", []string{"extra"}, `unexpected arguments ["extra"]`},
 	}
 	for _, tt := range tests {
@@ -176,7 +176,7 @@ func TestCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var out, errOut bytes.Buffer
-	err := run(ctx, []string{"--kubeconfig", env.Kubeconfig(), "--log-format=json"}, &out, &errOut)
+	err := run(ctx, []string{"--kubeconfig", env.KubeconfigPath(), "--log-format=json"}, &out, &errOut)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/version"
 
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 
 func TestPrintsServerVersion(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := run(t.Context(), []string{"--kubeconfig", env.Kubeconfig(), "--context", "kubekit-testenv"}, &out, &errOut); err != nil {
+	if err := run(t.Context(), []string{"--kubeconfig", env.KubeconfigPath(), "--context", "kubekit-testenv"}, &out, &errOut); err != nil {
 		t.Fatalf("run: %v (stderr %s)", err, errOut.String())
 	}
 	var v version.Info
@@ -45,7 +45,7 @@ func TestErrors(t *testing.T) {
 		want string
 	}{
 		{"missing kubeconfig", []string{"--kubeconfig", missing}, "no such file"},
-		{"unknown context", []string{"--kubeconfig", env.Kubeconfig(), "--context", "nope"}, `no context "nope"`},
+		{"unknown context", []string{"--kubeconfig", env.KubeconfigPath(), "--context", "nope"}, `no context "nope"`},
 		{"in-cluster outside a Pod", []string{"--in-cluster"}, "in-cluster"},
 		{"negative timeout", []string{"--timeout=-1s"}, "--timeout"},
 		{"bad flag", []string{"--nope"}, "flag provided but not defined"},

@@ -10,7 +10,7 @@ root="$(cd "${here}/../.." && pwd)"
 
 K8S_VERSION="v1.37.2"
 ETCD_VERSION="$(cd "${here}" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)"
-out="${KUBEKIT_TESTBIN_DIR:-${root}/bin/k8s-${K8S_VERSION}}"
+out="${KUBEKIT_ASSETS:-${root}/bin/k8s-${K8S_VERSION}}"
 mkdir -p "${out}"
 
 major="${K8S_VERSION#v}"; major="${major%%.*}"

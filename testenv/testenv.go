@@ -14,11 +14,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -27,8 +31,14 @@ import (
 // KubernetesVersion is the version of kube-apiserver that hack/testbin builds.
 const KubernetesVersion = "v1.37.2"
 
-// BinDirEnv overrides where the kube-apiserver and etcd binaries are looked up.
-const BinDirEnv = "KUBEKIT_TESTBIN_DIR"
+// AssetsEnv names a directory holding kube-apiserver and etcd; Start looks
+// there when no [WithBinaryDir] is given. "make testbin" writes there too.
+const AssetsEnv = "KUBEKIT_ASSETS"
+
+// KubebuilderAssetsEnv is setup-envtest's variable (a directory with
+// kube-apiserver, etcd and kubectl side by side); Start looks there after
+// $KUBEKIT_ASSETS, so binaries an envtest user already has work unchanged.
+const KubebuilderAssetsEnv = "KUBEBUILDER_ASSETS"
 
 // Option configures [Start].
 type Option interface{ apply(*options) }
@@ -39,6 +49,9 @@ func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
 	binDir        string
+	crdFiles      []string
+	crds          []runtime.Object
+	users         []User
 	apiFlags      []string
 	startTimeout  time.Duration
 	stopGrace     time.Duration
@@ -52,9 +65,41 @@ func WithAPIServerFlags(flags ...string) Option {
 	return optionFunc(func(o *options) { o.apiFlags = append(o.apiFlags, flags...) })
 }
 
-// WithBinDir sets the directory holding kube-apiserver and etcd. Default:
-// $KUBEKIT_TESTBIN_DIR, else bin/k8s-<version> in the repository root.
-func WithBinDir(dir string) Option { return optionFunc(func(o *options) { o.binDir = dir }) }
+// WithBinaryDir sets the directory holding the kube-apiserver and etcd
+// binaries. Default: $KUBEKIT_ASSETS, else $KUBEBUILDER_ASSETS, else
+// bin/k8s-<version> in the kubekit repository (see [BinaryDir]).
+func WithBinaryDir(dir string) Option { return optionFunc(func(o *options) { o.binDir = dir }) }
+
+// WithCRDs installs these CustomResourceDefinitions (typed
+// *apiextensionsv1.CustomResourceDefinition or unstructured) during Start and
+// waits until each is Established. Default: none.
+func WithCRDs(crds ...runtime.Object) Option {
+	return optionFunc(func(o *options) { o.crds = append(o.crds, crds...) })
+}
+
+// WithCRDFiles installs the CustomResourceDefinitions in these YAML or JSON
+// files (several documents per file allowed) during Start and waits until each
+// is Established. Default: none.
+func WithCRDFiles(paths ...string) Option {
+	return optionFunc(func(o *options) { o.crdFiles = append(o.crdFiles, paths...) })
+}
+
+// User is a user with limited RBAC for [WithUsers]: Start creates a
+// ClusterRole "testenv:<Name>" with Rules and binds it to Name cluster-wide.
+// [Env.UserConfig] and [Env.UserKubeconfigPath] then authenticate as Name.
+// With no Rules the user may do nothing but discovery, which makes Forbidden
+// paths testable.
+type User struct {
+	Name   string
+	Groups []string
+	Rules  []rbacv1.PolicyRule
+}
+
+// WithUsers creates users with limited RBAC during Start (see [User]).
+// Default: only the admin user, which is in group system:masters.
+func WithUsers(users ...User) Option {
+	return optionFunc(func(o *options) { o.users = append(o.users, users...) })
+}
 
 // WithStartTimeout bounds how long Start waits for readiness. Default 90s.
 func WithStartTimeout(d time.Duration) Option {
@@ -95,17 +140,11 @@ func Start(ctx context.Context, opts ...Option) (_ *Env, err error) {
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
-	if o.binDir == "" {
-		o.binDir, err = DefaultBinDir()
-		if err != nil {
-			return nil, err
-		}
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
-	for _, b := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(o.binDir, b)); err != nil {
-			return nil, fmt.Errorf("testenv: %s not found in %s: run \"make testbin\" in the repository root (or set $%s): %w",
-				b, o.binDir, BinDirEnv, err)
-		}
+	if o.binDir, err = findBinaries(o.binDir); err != nil {
+		return nil, err
 	}
 	dir := o.dir
 	if dir == "" {
@@ -140,28 +179,87 @@ func Start(ctx context.Context, opts ...Option) (_ *Env, err error) {
 	if err := e.StartAPIServer(ctx); err != nil {
 		return nil, err
 	}
+	if err := e.setUp(ctx); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
-// DefaultBinDir is where Start looks for binaries: $KUBEKIT_TESTBIN_DIR, else
-// bin/k8s-<version> under the repository root found from the working directory.
-func DefaultBinDir() (string, error) {
-	if d := os.Getenv(BinDirEnv); d != "" {
-		return d, nil
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil && bytes.HasPrefix(data, []byte("module github.com/kubekit/kubekit\n")) {
-			return filepath.Join(d, "bin", "k8s-"+KubernetesVersion), nil
+// BinaryDir is where Start finds kube-apiserver and etcd when no
+// [WithBinaryDir] is given: $KUBEKIT_ASSETS, else $KUBEBUILDER_ASSETS, else
+// bin/k8s-<version> in the kubekit repository (found above the working
+// directory, or beside this package's source when kubekit is a local replace).
+// It returns the first of these that holds both binaries, or an error that
+// names every place tried and how to get the binaries.
+func BinaryDir() (string, error) { return findBinaries("") }
+
+func findBinaries(explicit string) (string, error) {
+	type place struct{ dir, from string }
+	var places []place
+	if explicit != "" {
+		places = append(places, place{explicit, "WithBinaryDir"})
+	} else {
+		for _, env := range []string{AssetsEnv, KubebuilderAssetsEnv} {
+			if d := os.Getenv(env); d != "" {
+				places = append(places, place{d, "$" + env})
+			}
 		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("testenv: cannot find the kubekit repository root above %s: set $%s to the directory made by \"make testbin\"", wd, BinDirEnv)
+		for _, root := range repoRoots() {
+			places = append(places, place{filepath.Join(root, "bin", "k8s-"+KubernetesVersion), "the kubekit repository"})
 		}
 	}
+	var tried []string
+	for _, p := range places {
+		missing := missingBinaries(p.dir)
+		if len(missing) == 0 {
+			return p.dir, nil
+		}
+		tried = append(tried, fmt.Sprintf("%s (%s): no %s", p.dir, p.from, strings.Join(missing, ", no ")))
+	}
+	if len(tried) == 0 {
+		tried = append(tried, fmt.Sprintf("$%s and $%s are unset and no kubekit repository was found", AssetsEnv, KubebuilderAssetsEnv))
+	}
+	return "", fmt.Errorf("testenv: kube-apiserver and etcd not found; tried:\n  %s\n"+
+		"get them with \"make testbin\" in a kubekit clone (builds %s into bin/k8s-%s), "+
+		"or with setup-envtest (\"setup-envtest use -p path\", then set $%s to the directory it prints), "+
+		"or pass testenv.WithBinaryDir", strings.Join(tried, "\n  "), KubernetesVersion, KubernetesVersion, KubebuilderAssetsEnv)
+}
+
+func missingBinaries(dir string) []string {
+	var missing []string
+	for _, b := range []string{"kube-apiserver", "etcd"} {
+		if fi, err := os.Stat(filepath.Join(dir, b)); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			missing = append(missing, b)
+		}
+	}
+	return missing
+}
+
+// repoRoots returns the kubekit repository roots above the working directory
+// and above this source file (a replace to a local clone), without duplicates.
+func repoRoots() []string {
+	var starts, roots []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if _, file, _, ok := goruntime.Caller(0); ok && filepath.IsAbs(file) {
+		starts = append(starts, filepath.Dir(file))
+	}
+	for _, start := range starts {
+		for d := start; ; d = filepath.Dir(d) {
+			data, err := os.ReadFile(filepath.Join(d, "go.mod"))
+			if err == nil && bytes.HasPrefix(data, []byte("module github.com/kubekit/kubekit\n")) {
+				if !slices.Contains(roots, d) {
+					roots = append(roots, d)
+				}
+				break
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return roots
 }
 
 func freePorts(n int) ([]int, error) {
@@ -237,8 +335,10 @@ func (e *Env) UserConfig(user string, groups ...string) (*rest.Config, error) {
 // Config returns a copy of the admin rest.Config.
 func (e *Env) Config() *rest.Config { return rest.CopyConfig(e.adminCfg) }
 
-// Kubeconfig returns the path of a kubeconfig file with admin credentials.
-func (e *Env) Kubeconfig() string { return e.kubecfg }
+// KubeconfigPath returns the path of a kubeconfig file with admin
+// credentials (context "kubekit-testenv", namespace "default"), for programs
+// and kubectl under test.
+func (e *Env) KubeconfigPath() string { return e.kubecfg }
 
 // Host returns the API server URL, e.g. https://127.0.0.1:41234.
 func (e *Env) Host() string { return e.host }
@@ -366,6 +466,20 @@ func (e *Env) StopAPIServer() error {
 	return p.stop(e.opts.stopGrace)
 }
 
+// KillAPIServer kills kube-apiserver with SIGKILL, as a crash or an OOM kill
+// would, and waits until it is gone; etcd and its data stay. Clients see
+// connection errors until [Env.StartAPIServer] starts it again on the same
+// address.
+func (e *Env) KillAPIServer() error {
+	e.mu.Lock()
+	p := e.apiserver
+	e.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.kill()
+}
+
 // RestartAPIServer stops the API server and starts it again on the same
 // address with extraFlags added to this start only. Clients keep working: they
 // see connection errors while it is down.
@@ -430,11 +544,10 @@ func poll(ctx context.Context, p *process, ready func() bool) error {
 	}
 }
 
-// Compact compacts etcd's history up to its current revision and returns that
-// revision. Note that the API server's watch cache still serves recent
-// resourceVersions afterwards; to force "410 Gone" for older ones, restart the
-// API server (CompactAndRestart) or run it with --watch-cache=false.
-func (e *Env) Compact(ctx context.Context) (int64, error) {
+// CompactEtcd compacts etcd's history up to its current revision and returns
+// that revision. The API server's watch cache still serves recent
+// resourceVersions afterwards; use [Env.Compact] to make them answer 410 Gone.
+func (e *Env) CompactEtcd(ctx context.Context) (int64, error) {
 	var rng struct {
 		Header struct {
 			Revision string `json:"revision"`
@@ -454,15 +567,16 @@ func (e *Env) Compact(ctx context.Context) (int64, error) {
 	return rev, nil
 }
 
-// CompactAndRestart compacts etcd and restarts the API server (with
-// extraFlags), so that every resourceVersion and continue token from before the
-// call is answered with 410 Gone.
-func (e *Env) CompactAndRestart(ctx context.Context, extraFlags ...string) (int64, error) {
-	rev, err := e.Compact(ctx)
-	if err != nil {
-		return 0, err
+// Compact compacts etcd up to its current revision and restarts the API
+// server on the same address, so that its watch cache forgets too: afterwards
+// every resourceVersion and continue token from before the call is answered
+// with 410 Gone (a watch gets an ERROR event with code 410, a list a 410
+// Status), as after a real compaction outran a client.
+func (e *Env) Compact(ctx context.Context) error {
+	if _, err := e.CompactEtcd(ctx); err != nil {
+		return err
 	}
-	return rev, e.RestartAPIServer(ctx, extraFlags...)
+	return e.RestartAPIServer(ctx)
 }
 
 func (e *Env) etcdPost(ctx context.Context, path, body string, out any) error {

@@ -2,7 +2,7 @@
 // kube-apiserver built by "make testbin") until interrupted, and writes a
 // kubeconfig for it. "make cluster" runs it:
 //
-//	go run ./internal/testenv/cmd/devcluster --kubeconfig .kube.config
+//	go run ./testenv/cmd/devcluster --kubeconfig .kube.config
 //	kubectl --kubeconfig .kube.config get ns
 package main
 
@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 type stringList []string

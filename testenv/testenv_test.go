@@ -7,12 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubekit/kubekit/internal/testenv"
+	"github.com/kubekit/kubekit/testenv"
 )
 
 var env *testenv.Env
@@ -45,7 +45,7 @@ func clientset(t *testing.T) *kubernetes.Clientset {
 }
 
 func TestVersionAndKubeconfig(t *testing.T) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig())
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.KubeconfigPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestRestartKeepsDataAndFlags(t *testing.T) {
 	}
 }
 
-func TestCompactAndRestartGives410(t *testing.T) {
+func TestCompactGives410(t *testing.T) {
 	cs := clientset(t)
 	ctx := t.Context()
 	cms := cs.CoreV1().ConfigMaps("default")
@@ -139,12 +139,8 @@ func TestCompactAndRestartGives410(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rev, err := env.CompactAndRestart(ctx)
-	if err != nil {
+	if err := env.Compact(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if old, _ := strconv.ParseInt(oldRV, 10, 64); rev <= old {
-		t.Fatalf("compacted to revision %d, want > %d", rev, old)
 	}
 	w, err := cms.Watch(ctx, metav1.ListOptions{ResourceVersion: oldRV})
 	if err != nil {
@@ -310,14 +306,139 @@ spec:
               size: {type: integer}
 `
 
-func TestMissingBinariesNameMakeTestbin(t *testing.T) {
-	_, err := testenv.Start(t.Context(), testenv.WithBinDir(t.TempDir()))
-	if err == nil || !strings.Contains(err.Error(), `"make testbin"`) {
-		t.Fatalf("err = %v, want it to name make testbin", err)
+func TestMissingBinariesNameEveryPlaceAndTheFix(t *testing.T) {
+	empty := t.TempDir()
+	_, err := testenv.Start(t.Context(), testenv.WithBinaryDir(empty))
+	if err == nil {
+		t.Fatal("Start with an empty binary directory succeeded")
 	}
-	t.Setenv(testenv.BinDirEnv, "/nonexistent/dir")
-	if d, err := testenv.DefaultBinDir(); err != nil || d != "/nonexistent/dir" {
-		t.Fatalf("DefaultBinDir with $%s = %q, %v", testenv.BinDirEnv, d, err)
+	for _, want := range []string{empty, "WithBinaryDir", "no kube-apiserver, no etcd", `"make testbin"`, "setup-envtest", "KUBEBUILDER_ASSETS"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+
+	// The lookup order: $KUBEKIT_ASSETS, then $KUBEBUILDER_ASSETS, then the
+	// repository's bin/; the first that holds both binaries wins.
+	real, err := testenv.BinaryDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubekitAssets, kubebuilderAssets := t.TempDir(), t.TempDir()
+	t.Setenv(testenv.AssetsEnv, kubekitAssets)
+	t.Setenv(testenv.KubebuilderAssetsEnv, kubebuilderAssets)
+	if d, err := testenv.BinaryDir(); err != nil || d != real {
+		t.Fatalf("with both variables naming empty directories: BinaryDir = %q, %v; want the repository's %s", d, err, real)
+	}
+	for _, b := range []string{"kube-apiserver", "etcd"} {
+		if err := os.Symlink(filepath.Join(real, b), filepath.Join(kubebuilderAssets, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, err := testenv.BinaryDir(); err != nil || d != kubebuilderAssets {
+		t.Fatalf("BinaryDir = %q, %v; want $%s %s", d, err, testenv.KubebuilderAssetsEnv, kubebuilderAssets)
+	}
+	for _, b := range []string{"kube-apiserver", "etcd"} {
+		if err := os.Symlink(filepath.Join(real, b), filepath.Join(kubekitAssets, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, err := testenv.BinaryDir(); err != nil || d != kubekitAssets {
+		t.Fatalf("BinaryDir = %q, %v; want $%s %s", d, err, testenv.AssetsEnv, kubekitAssets)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  testenv.Option
+		want string
+	}{
+		{"zero start timeout", testenv.WithStartTimeout(0), "WithStartTimeout(0s): must be positive"},
+		{"negative grace", testenv.WithStopGrace(-time.Second), "WithStopGrace(-1s)"},
+		{"user without a name", testenv.WithUsers(testenv.User{}), "user 0 has no Name"},
+		{"user twice", testenv.WithUsers(testenv.User{Name: "a"}, testenv.User{Name: "a"}), `user "a" given twice`},
+		{"masters", testenv.WithUsers(testenv.User{Name: "b", Groups: []string{"system:masters"}}), "bypass RBAC"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := testenv.Start(t.Context(), tt.opt)
+			if err == nil {
+				_ = e.Stop()
+				t.Fatal("Start succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestOptionsInstallCRDsAndUsers starts a private Env with a CRD and a user
+// who may only read ConfigMaps, and a kill of the API server it recovers from.
+func TestOptionsInstallCRDsAndUsersAndKill(t *testing.T) {
+	crd := filepath.Join(t.TempDir(), "crd.yaml")
+	if err := os.WriteFile(crd, []byte(widgetCRD), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, err := testenv.Start(t.Context(), testenv.WithCRDFiles(crd), testenv.WithUsers(testenv.User{
+		Name:  "reader",
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list"}}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := e.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx := t.Context()
+	dyn, err := dynamic.NewForConfig(e.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	widgets := schema.GroupVersionResource{Group: "example.kubekit.dev", Version: "v1", Resource: "widgets"}
+	if _, err := dyn.Resource(widgets).Namespace("default").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("list widgets right after Start: %v", err)
+	}
+
+	path, err := e.UserKubeconfigPath("reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := reader.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("reader cannot list ConfigMaps: %v", err)
+	}
+	_, err = reader.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("reader create = %v, want Forbidden", err)
+	}
+	if _, err := reader.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("reader list Secrets = %v, want Forbidden", err)
+	}
+
+	apiPID := e.PIDs()[1]
+	if err := e.KillAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	if testenv.ProcessAlive(apiPID) {
+		t.Fatalf("kube-apiserver pid %d alive after KillAPIServer", apiPID)
+	}
+	admin := kubernetes.NewForConfigOrDie(e.Config())
+	if _, err := admin.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err == nil {
+		t.Fatal("API server answered after KillAPIServer")
+	}
+	if err := e.StartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(widgets).Namespace("default").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("list widgets after the restart: %v", err)
 	}
 }
 

@@ -82,6 +82,23 @@ func (p *process) stop(grace time.Duration) error {
 	}
 }
 
+// kill sends SIGKILL to the process group and waits for the process to be
+// reaped.
+func (p *process) kill() error {
+	if p.exited() {
+		return nil
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("SIGKILL %s: %w", p.name, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("%s (pid %d) did not exit 30s after SIGKILL", p.name, p.cmd.Process.Pid)
+	}
+}
+
 // logTail returns the last lines of the process log, for error messages.
 func (p *process) logTail(n int) string {
 	data, err := os.ReadFile(p.logPath)
