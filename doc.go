@@ -41,6 +41,19 @@
 // Done exactly once per item, retries with backoff, drop after a limit,
 // recovered panics, RequeueAfter, and a bounded drain on shutdown.
 //
+// # leader
+//
+// [github.com/kubekit/kubekit/leader] runs a function only while this replica
+// holds a coordination.k8s.io Lease (client-go's leader election): its
+// context is cancelled as soon as leadership is lost, and a clean stop
+// releases the Lease so another replica takes over within a retry period.
+//
+// # testenv
+//
+// [github.com/kubekit/kubekit/testenv] starts the real kube-apiserver and etcd
+// for tests (kubekit's and yours), restarts or kills the API server on the
+// same address, and compacts etcd to force 410 Gone.
+//
 // # logging
 //
 // [github.com/kubekit/kubekit/logging] gives one zap-backed logr.Logger with a

@@ -205,11 +205,16 @@ func TestCancelWhileCampaigning(t *testing.T) {
 	waitFor(t, a.leading, 20*time.Second, "replica-a to lead")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
+	observed := make(chan string, 10)
 	var ran bool
 	go func() {
-		done <- leader.Run(ctx, c, "default", "campaign-cancel", func(ctx context.Context) error { ran = true; return nil }, fast("replica-b")...)
+		done <- leader.Run(ctx, c, "default", "campaign-cancel", func(ctx context.Context) error { ran = true; return nil },
+			append(fast("replica-b"), leader.WithOnNewLeader(func(id string) { observed <- id }))...)
 	}()
-	time.Sleep(500 * time.Millisecond) // let it campaign; nothing to poll for
+	// replica-b has read the Lease and is campaigning against replica-a.
+	if id := waitFor(t, observed, 10*time.Second, "replica-b to observe the leader"); id != "replica-a" {
+		t.Fatalf("replica-b observed leader %q, want replica-a", id)
+	}
 	cancel()
 	if err := waitFor(t, done, 10*time.Second, "Run to return after cancel"); err != nil || ran {
 		t.Fatalf("Run = %v (fn ran: %v), want nil without running fn", err, ran)
