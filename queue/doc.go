@@ -30,9 +30,11 @@
 // bucket ([WithBucket], default 10 qps, burst 100): exactly client-go's
 // DefaultTypedControllerRateLimiter, the policy of kube-controller-manager
 // and controller-runtime. [WithRateLimiter] takes any client-go typed rate
-// limiter instead. [WithMaxRetries] (default 15, about 2.7 minutes of
-// backoff in all), [WithOnDrop], [WithLogger] and [WithDrainTimeout]
-// (default 30s) configure Run. [WithClock] makes delays, backoff and the
+// limiter instead. [WithMaxRetries] (default: retry forever, as
+// controller-runtime; [DefaultMaxRetries] says why), [WithOnDrop],
+// [WithLogger], [WithReconcileTimeout] (default none) and [WithDrainTimeout]
+// (default 30s) configure Run. A reconcile returns [TerminalError](err) for
+// a failure retrying cannot fix: the item is dropped at once. [WithClock] makes delays, backoff and the
 // bucket follow a fake clock in tests.
 //
 // Metrics go through client-go's MetricsProvider hook and need a name

@@ -17,11 +17,17 @@ import (
 // and controller-runtime. The bucket only paces retries (AddRateLimited), never
 // plain Add.
 const (
-	DefaultBackoffBase  = 5 * time.Millisecond
-	DefaultBackoffMax   = 1000 * time.Second
-	DefaultBucketQPS    = 10
-	DefaultBucketBurst  = 100
-	DefaultMaxRetries   = 15
+	DefaultBackoffBase = 5 * time.Millisecond
+	DefaultBackoffMax  = 1000 * time.Second
+	DefaultBucketQPS   = 10
+	DefaultBucketBurst = 100
+	// DefaultMaxRetries is negative: retry forever. A dropped item is stale
+	// until the next event about it (forever, without a resync), while a
+	// retried one is reconciled as soon as the cause is gone; the per-item
+	// backoff caps the cost at one try per 1000s, and every failure is
+	// logged. controller-runtime made the same choice. Return a
+	// [TerminalError] for failures retrying cannot fix.
+	DefaultMaxRetries   = -1
 	DefaultDrainTimeout = 30 * time.Second
 )
 
@@ -50,6 +56,7 @@ type options struct {
 	logger       logr.Logger
 	loggerSet    bool
 	drainTimeout time.Duration
+	timeout      time.Duration
 	errs         []error
 }
 
@@ -124,14 +131,15 @@ func WithRateLimiter[T comparable](rl workqueue.TypedRateLimiter[T]) Option {
 // WithMaxRetries sets how many times [Queue.Run] retries an item whose
 // reconcile keeps failing before it drops the item (logging it and calling the
 // [WithOnDrop] callback). 0 drops an item at its first failure; a negative
-// value retries forever. Default: [DefaultMaxRetries].
+// value retries forever. Default: [DefaultMaxRetries] (forever; see its doc
+// for why).
 func WithMaxRetries(n int) Option {
 	return optionFunc(func(o *options) { o.maxRetries = n })
 }
 
 // WithOnDrop sets a callback that [Queue.Run] calls, from the worker
-// goroutine, with each item it drops after [WithMaxRetries] failures and the
-// last error. Its item type must be the queue's item type. Default: none (the
+// goroutine, with each item it drops (after [WithMaxRetries] failures, or at
+// once for a [TerminalError]) and the last error. Its item type must be the queue's item type. Default: none (the
 // drop is only logged).
 func WithOnDrop[T comparable](fn func(item T, err error)) Option {
 	return optionFunc(func(o *options) {
@@ -155,6 +163,15 @@ func WithLogger(l logr.Logger) Option {
 // [DefaultDrainTimeout].
 func WithDrainTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.drainTimeout = d })
+}
+
+// WithReconcileTimeout bounds each reconcile of [Queue.Run]: its context is
+// cancelled after d, and the reconcile's error (usually
+// context.DeadlineExceeded) is retried like any other. 0 means no timeout.
+// Default: 0, as controller-runtime (a hung reconcile only holds its worker
+// and its item).
+func WithReconcileTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.timeout = d })
 }
 
 // WithClock sets the clock for delays, backoff and the token bucket, so tests
@@ -181,6 +198,9 @@ func (o *options) validate() error {
 	}
 	if !(o.qps == 0 && o.burst == 0) && (o.qps <= 0 || o.burst <= 0) {
 		errs = append(errs, fmt.Errorf("WithBucket(%v, %d): need qps > 0 and burst > 0, or both 0 to disable the bucket", o.qps, o.burst))
+	}
+	if o.timeout < 0 {
+		errs = append(errs, fmt.Errorf("WithReconcileTimeout(%v): must be >= 0 (0 for no timeout)", o.timeout))
 	}
 	if o.drainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("WithDrainTimeout(%v): must be > 0", o.drainTimeout))

@@ -19,23 +19,24 @@ import (
 // workqueue.TypedRateLimitingInterface[T], so it can be passed to code written
 // for client-go's queues.
 type Queue[T comparable] struct {
-	q            workqueue.TypedRateLimitingInterface[T]
-	base         *workqueue.Typed[T] // the plain layer inside q
-	clock        clock.WithTicker
-	maxRetries   int
-	onDrop       func(T, error)
-	logger       logr.Logger
-	loggerSet    bool
-	drainTimeout time.Duration
-	started      atomic.Bool // set by the first Run
+	q                workqueue.TypedRateLimitingInterface[T]
+	base             *workqueue.Typed[T] // the plain layer inside q
+	clock            clock.WithTicker
+	maxRetries       int
+	onDrop           func(T, error)
+	logger           logr.Logger
+	loggerSet        bool
+	drainTimeout     time.Duration
+	reconcileTimeout time.Duration
+	started          atomic.Bool // set by the first Run
 }
 
 var _ workqueue.TypedRateLimitingInterface[string] = (*Queue[string])(nil)
 
 // New returns an empty queue for items of type T. Without options it is
 // unnamed (no metrics), retries with client-go's controller defaults (see
-// [DefaultBackoffBase]) and drops an item after [DefaultMaxRetries] failed
-// reconciles in [Queue.Run].
+// [DefaultBackoffBase]) and, in [Queue.Run], retries a failing item until
+// it succeeds ([DefaultMaxRetries]) unless its error is a [TerminalError].
 //
 // The queue starts one goroutine (the delaying layer's timer loop); call
 // [Queue.ShutDown] (or let [Queue.Run] return) to stop it.
@@ -94,12 +95,13 @@ func New[T comparable](opts ...Option) (*Queue[T], error) {
 			Clock:           c,
 			DelayingQueue:   delaying,
 		}),
-		clock:        c,
-		maxRetries:   o.maxRetries,
-		onDrop:       onDrop,
-		drainTimeout: o.drainTimeout,
-		logger:       o.logger,
-		loggerSet:    o.loggerSet,
+		clock:            c,
+		maxRetries:       o.maxRetries,
+		onDrop:           onDrop,
+		drainTimeout:     o.drainTimeout,
+		reconcileTimeout: o.timeout,
+		logger:           o.logger,
+		loggerSet:        o.loggerSet,
 	}
 	return q, nil
 }

@@ -22,7 +22,28 @@ var (
 	ErrDrainTimeout = errors.New("reconciles still running after the drain timeout")
 	// ErrAlreadyRunning is returned by a second call to Run on the same queue.
 	ErrAlreadyRunning = errors.New("Run was already called on this queue")
+	// ErrTerminal marks an error that retrying cannot fix; see [TerminalError].
+	ErrTerminal = errors.New("terminal error")
 )
+
+// TerminalError wraps err so that [Queue.Run] does not retry the item: it is
+// forgotten, logged and passed to the [WithOnDrop] callback at once, as
+// controller-runtime's reconcile.TerminalError. Use it for failures only a
+// change of the object can fix (an invalid spec); the next Add (the next
+// event about the object) reconciles it again. errors.Is(err, ErrTerminal)
+// reports it, and errors.Is/As still see err. TerminalError(nil) is nil.
+func TerminalError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &terminalError{err}
+}
+
+type terminalError struct{ err error }
+
+func (e *terminalError) Error() string        { return "terminal error: " + e.err.Error() }
+func (e *terminalError) Unwrap() error        { return e.err }
+func (e *terminalError) Is(target error) bool { return target == ErrTerminal }
 
 // Result tells [Queue.Run] what to do with an item whose reconcile succeeded.
 // The zero Result means "done": the item's backoff is reset and it is not
@@ -39,10 +60,11 @@ type Result struct {
 func RequeueAfter(d time.Duration) (Result, error) { return Result{RequeueAfter: d}, nil }
 
 // ReconcileFunc processes one item. A nil error with a zero [Result] means
-// success; an error means "retry with backoff" (see [WithMaxRetries]). ctx is
-// cancelled only when Run gives up waiting for in-flight reconciles (see
-// [WithDrainTimeout]), not as soon as Run's own context is cancelled, so a
-// reconcile that was started is allowed to finish.
+// success; an error means "retry with backoff" (see [WithMaxRetries]), unless
+// it is a [TerminalError]. ctx is cancelled when the reconcile runs longer
+// than [WithReconcileTimeout], and when Run gives up waiting for in-flight
+// reconciles (see [WithDrainTimeout]), not as soon as Run's own context is
+// cancelled, so a reconcile that was started is allowed to finish.
 type ReconcileFunc[T comparable] func(ctx context.Context, item T) (Result, error)
 
 // Run processes items with workers goroutines until ctx is cancelled or the
@@ -52,10 +74,11 @@ type ReconcileFunc[T comparable] func(ctx context.Context, item T) (Result, erro
 //
 // For each item every worker does Get, reconcile, Done; on success it calls
 // Forget (and AddAfter for [Result.RequeueAfter]); on error it calls
-// AddRateLimited until the item failed more than [WithMaxRetries] times in a
-// row, then Forgets it, logs it and calls the [WithOnDrop] callback. A panic
-// in reconcile is recovered, logged with its stack and handled as an error
-// wrapping [ErrPanic].
+// AddRateLimited (by default forever, with a backoff capped at 1000s; see
+// [WithMaxRetries]), and once the item failed more than the maximum, or at
+// once for a [TerminalError], it Forgets it, logs it and calls the
+// [WithOnDrop] callback. A panic in reconcile is recovered, logged with its
+// stack and handled as an error wrapping [ErrPanic].
 //
 // When ctx is cancelled, Run shuts the queue down, workers stop taking items
 // (queued items are dropped: a controller's informer adds them again on its
@@ -87,7 +110,7 @@ func (q *Queue[T]) Run(ctx context.Context, workers int, reconcile ReconcileFunc
 	var wg sync.WaitGroup
 	var stopping atomic.Bool
 	var running atomic.Int64 // workers that have not returned
-	w := &worker[T]{q: q, stopping: &stopping, ctx: workCtx, reconcile: reconcile, log: log}
+	w := &worker[T]{q: q, stopping: &stopping, ctx: workCtx, reconcile: reconcile, log: log, timeout: q.reconcileTimeout}
 	running.Store(int64(workers))
 	for range workers {
 		wg.Go(func() {
@@ -130,7 +153,8 @@ type worker[T comparable] struct {
 	ctx       context.Context
 	reconcile ReconcileFunc[T]
 	log       klog.Logger
-	stopping  *atomic.Bool // set when Run's context is done
+	timeout   time.Duration // per reconcile; 0 means none
+	stopping  *atomic.Bool  // set when Run's context is done
 }
 
 func (w *worker[T]) loop() {
@@ -159,6 +183,14 @@ func (w *worker[T]) process(item T) {
 		}
 		return
 	}
+	if errors.Is(err, ErrTerminal) {
+		q.Forget(item)
+		w.log.Error(err, "Reconcile failed with a terminal error, not retrying", "item", item)
+		if w.q.onDrop != nil {
+			w.q.onDrop(item, err)
+		}
+		return
+	}
 	if n := q.NumRequeues(item); w.q.maxRetries < 0 || n < w.q.maxRetries {
 		w.log.Error(err, "Reconcile failed, retrying", "item", item, "retry", n+1)
 		q.AddRateLimited(item)
@@ -178,5 +210,11 @@ func (w *worker[T]) call(item T) (res Result, err error) {
 			w.log.Error(err, "Reconcile panicked", "item", item, "stack", string(debug.Stack()))
 		}
 	}()
-	return w.reconcile(w.ctx, item)
+	ctx := w.ctx
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
+	return w.reconcile(ctx, item)
 }

@@ -451,3 +451,75 @@ func TestRunConcurrentCalls(t *testing.T) {
 		t.Fatalf("running Run = %v, want nil", err)
 	}
 }
+
+func TestRunTerminalErrorIsNotRetried(t *testing.T) {
+	var calls atomic.Int32
+	drops := make(chan error, 1)
+	var logs logSink
+	invalid := errors.New("spec.replicas: must be positive")
+	q := newQueue[string](t, queue.WithBackoff(time.Millisecond, time.Millisecond), queue.WithBucket(0, 0),
+		queue.WithOnDrop(func(item string, err error) { drops <- err }), queue.WithLogger(logs.logger()))
+	runQueue(t, q, 1, func(context.Context, string) (queue.Result, error) {
+		calls.Add(1)
+		return queue.Result{}, fmt.Errorf("sync: %w", queue.TerminalError(invalid))
+	})
+	q.Add("x")
+	var err error
+	select {
+	case err = <-drops:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("terminal error not reported to OnDrop; %d calls", calls.Load())
+	}
+	if !errors.Is(err, queue.ErrTerminal) || !errors.Is(err, invalid) {
+		t.Fatalf("OnDrop got %v, want ErrTerminal wrapping the cause", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("reconcile called %d times, want 1 (no retry)", n)
+	}
+	if l := logs.String(); !strings.Contains(l, "terminal error, not retrying") || strings.Contains(l, "Reconcile failed, retrying") {
+		t.Fatalf("log:\n%s", l)
+	}
+	if queue.TerminalError(nil) != nil {
+		t.Fatal("TerminalError(nil) != nil")
+	}
+}
+
+func TestRunReconcileTimeout(t *testing.T) {
+	errs := make(chan error, 1)
+	q := newQueue[string](t, queue.WithReconcileTimeout(50*time.Millisecond), queue.WithMaxRetries(0),
+		queue.WithOnDrop(func(item string, err error) { errs <- err }), queue.WithLogger(logr.Discard()))
+	runQueue(t, q, 1, func(ctx context.Context, _ string) (queue.Result, error) {
+		<-ctx.Done() // a reconcile that hangs until its deadline
+		return queue.Result{}, ctx.Err()
+	})
+	q.Add("x")
+	select {
+	case err := <-errs:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reconcile timeout did not cancel the reconcile")
+	}
+	if _, err := queue.New[string](queue.WithReconcileTimeout(-time.Second)); err == nil || !strings.Contains(err.Error(), "WithReconcileTimeout(-1s)") {
+		t.Fatalf("New with a negative timeout = %v", err)
+	}
+}
+
+// TestRunRetriesForeverByDefault: with the default policy an item that keeps
+// failing is never dropped (controller-runtime's choice).
+func TestRunRetriesForeverByDefault(t *testing.T) {
+	var calls atomic.Int32
+	var dropped atomic.Bool
+	q := newQueue[string](t, queue.WithBackoff(time.Microsecond, time.Microsecond), queue.WithBucket(0, 0),
+		queue.WithOnDrop(func(string, error) { dropped.Store(true) }), queue.WithLogger(logr.Discard()))
+	runQueue(t, q, 1, func(context.Context, string) (queue.Result, error) {
+		calls.Add(1)
+		return queue.Result{}, errors.New("still failing")
+	})
+	q.Add("x")
+	eventually(t, "more than 15 retries (the old drop limit) x 2", func() bool { return calls.Load() > 31 })
+	if dropped.Load() {
+		t.Fatal("the default policy dropped the item")
+	}
+}
