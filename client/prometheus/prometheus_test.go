@@ -56,7 +56,7 @@ func TestRegisterCountsRealRequests(t *testing.T) {
 	if err := clientprom.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(client.WithRESTConfig(env.Config()))
+	c, err := client.New(client.WithRESTConfig(env.Config()), client.WithQPS(50), client.WithBurst(100))
 	if err != nil {
 		t.Fatal(err)
 	}
