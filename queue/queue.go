@@ -28,6 +28,8 @@ type Queue[T comparable] struct {
 	loggerSet        bool
 	drainTimeout     time.Duration
 	reconcileTimeout time.Duration
+	name             string
+	metrics          RunMetrics  // the provider, if it implements RunMetrics
 	started          atomic.Bool // set by the first Run
 }
 
@@ -100,9 +102,11 @@ func New[T comparable](opts ...Option) (*Queue[T], error) {
 		onDrop:           onDrop,
 		drainTimeout:     o.drainTimeout,
 		reconcileTimeout: o.timeout,
+		name:             o.name,
 		logger:           o.logger,
 		loggerSet:        o.loggerSet,
 	}
+	q.metrics, _ = o.provider.(RunMetrics)
 	return q, nil
 }
 

@@ -59,6 +59,30 @@ type Result struct {
 // nil error, for "return queue.RequeueAfter(time.Minute)" in a reconcile.
 func RequeueAfter(d time.Duration) (Result, error) { return Result{RequeueAfter: d}, nil }
 
+// Outcome is how one reconcile of [Queue.Run] ended, as reported to
+// [RunMetrics].
+type Outcome string
+
+// The outcomes of a reconcile.
+const (
+	OutcomeSuccess       Outcome = "success"        // nil error, zero Result
+	OutcomeRequeueAfter  Outcome = "requeue_after"  // nil error, Result.RequeueAfter > 0
+	OutcomeError         Outcome = "error"          // an error: retried (or dropped after the maximum)
+	OutcomeTerminalError Outcome = "terminal_error" // a [TerminalError]: dropped at once
+	OutcomePanic         Outcome = "panic"          // a recovered panic: retried like an error
+)
+
+// RunMetrics observes the reconciles of [Queue.Run]. When the
+// workqueue.MetricsProvider given to [WithMetricsProvider] also implements
+// RunMetrics (queue/prometheus's Provider does), Run reports to it under the
+// queue's name; the calls come from the worker goroutines.
+type RunMetrics interface {
+	// ReconcileStarted is called when a worker starts a reconcile.
+	ReconcileStarted(queue string)
+	// ReconcileDone is called when it returned, with how and how long.
+	ReconcileDone(queue string, outcome Outcome, took time.Duration)
+}
+
 // ReconcileFunc processes one item. A nil error with a zero [Result] means
 // success; an error means "retry with backoff" (see [WithMaxRetries]), unless
 // it is a [TerminalError]. ctx is cancelled when the reconcile runs longer
@@ -173,7 +197,15 @@ func (w *worker[T]) loop() {
 }
 
 func (w *worker[T]) process(item T) {
+	m := w.q.metrics
+	start := time.Now()
+	if m != nil {
+		m.ReconcileStarted(w.q.name)
+	}
 	res, err := w.call(item)
+	if m != nil {
+		m.ReconcileDone(w.q.name, outcome(res, err), time.Since(start))
+	}
 	q := w.q.q
 	defer q.Done(item)
 	if err == nil {
@@ -201,6 +233,20 @@ func (w *worker[T]) process(item T) {
 	if w.q.onDrop != nil {
 		w.q.onDrop(item, err)
 	}
+}
+
+func outcome(res Result, err error) Outcome {
+	switch {
+	case errors.Is(err, ErrTerminal):
+		return OutcomeTerminalError
+	case errors.Is(err, ErrPanic):
+		return OutcomePanic
+	case err != nil:
+		return OutcomeError
+	case res.RequeueAfter > 0:
+		return OutcomeRequeueAfter
+	}
+	return OutcomeSuccess
 }
 
 func (w *worker[T]) call(item T) (res Result, err error) {

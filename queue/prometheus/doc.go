@@ -19,6 +19,15 @@
 // workqueue_work_duration_seconds, workqueue_unfinished_work_seconds,
 // workqueue_longest_running_processor_seconds and workqueue_retries_total.
 //
+// The Provider also implements [queue.RunMetrics], so [queue.Queue.Run]
+// reports every reconcile with controller-runtime's names, the queue's name
+// as the "controller" label: controller_runtime_reconcile_total{result=
+// success|requeue_after|error}, controller_runtime_reconcile_errors_total,
+// controller_runtime_terminal_reconcile_errors_total,
+// controller_runtime_reconcile_panics_total,
+// controller_runtime_reconcile_time_seconds and
+// controller_runtime_active_workers.
+//
 // # Lifecycle
 //
 // One Provider serves any number of queues; give each a distinct

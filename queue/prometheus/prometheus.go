@@ -2,9 +2,12 @@ package prometheus
 
 import (
 	"fmt"
+	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/kubekit/kubekit/queue"
 )
 
 // Provider is a workqueue.MetricsProvider backed by Prometheus metric
@@ -13,9 +16,17 @@ type Provider struct {
 	depth, unfinished, longest *prom.GaugeVec
 	adds, retries              *prom.CounterVec
 	latency, workDuration      *prom.HistogramVec
+
+	reconciles                              *prom.CounterVec
+	reconcileErrors, terminalErrors, panics *prom.CounterVec
+	reconcileTime                           *prom.HistogramVec
+	activeWorkers                           *prom.GaugeVec
 }
 
-var _ workqueue.MetricsProvider = (*Provider)(nil)
+var (
+	_ workqueue.MetricsProvider = (*Provider)(nil)
+	_ queue.RunMetrics          = (*Provider)(nil)
+)
 
 // New creates the workqueue metric vectors and registers them with reg.
 func New(reg prom.Registerer) (*Provider, error) {
@@ -42,7 +53,25 @@ func New(reg prom.Registerer) (*Provider, error) {
 		retries: prom.NewCounterVec(prom.CounterOpts{Namespace: ns, Name: "retries_total",
 			Help: "Total number of retries handled by workqueue."}, labels),
 	}
-	for _, c := range []prom.Collector{p.depth, p.adds, p.latency, p.workDuration, p.unfinished, p.longest, p.retries} {
+	// Reconcile metrics, with controller-runtime's names and labels.
+	const cr = "controller_runtime"
+	ctl := []string{"controller"}
+	p.reconciles = prom.NewCounterVec(prom.CounterOpts{Namespace: cr, Name: "reconcile_total",
+		Help: "Total number of reconciliations per controller."}, []string{"controller", "result"})
+	p.reconcileErrors = prom.NewCounterVec(prom.CounterOpts{Namespace: cr, Name: "reconcile_errors_total",
+		Help: "Total number of reconciliation errors per controller."}, ctl)
+	p.terminalErrors = prom.NewCounterVec(prom.CounterOpts{Namespace: cr, Name: "terminal_reconcile_errors_total",
+		Help: "Total number of terminal reconciliation errors per controller."}, ctl)
+	p.panics = prom.NewCounterVec(prom.CounterOpts{Namespace: cr, Name: "reconcile_panics_total",
+		Help: "Total number of reconciliation panics per controller."}, ctl)
+	p.reconcileTime = prom.NewHistogramVec(prom.HistogramOpts{Namespace: cr, Name: "reconcile_time_seconds",
+		Help: "Length of time per reconciliation per controller.",
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0,
+			1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60}}, ctl)
+	p.activeWorkers = prom.NewGaugeVec(prom.GaugeOpts{Namespace: cr, Name: "active_workers",
+		Help: "Number of currently used workers per controller."}, ctl)
+	for _, c := range []prom.Collector{p.depth, p.adds, p.latency, p.workDuration, p.unfinished, p.longest, p.retries,
+		p.reconciles, p.reconcileErrors, p.terminalErrors, p.panics, p.reconcileTime, p.activeWorkers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("queue/prometheus.New: %w (the registry already has workqueue metrics: share one Provider)", err)
 		}
@@ -83,4 +112,29 @@ func (p *Provider) NewLongestRunningProcessorSecondsMetric(name string) workqueu
 // NewRetriesMetric implements workqueue.MetricsProvider.
 func (p *Provider) NewRetriesMetric(name string) workqueue.CounterMetric {
 	return p.retries.WithLabelValues(name)
+}
+
+// ReconcileStarted implements queue.RunMetrics.
+func (p *Provider) ReconcileStarted(name string) { p.activeWorkers.WithLabelValues(name).Inc() }
+
+// ReconcileDone implements queue.RunMetrics: controller_runtime_reconcile_total
+// by result (success, requeue_after, error; terminal errors and panics count
+// as error and in their own counters), the error counters and
+// controller_runtime_reconcile_time_seconds.
+func (p *Provider) ReconcileDone(name string, o queue.Outcome, took time.Duration) {
+	p.activeWorkers.WithLabelValues(name).Dec()
+	p.reconcileTime.WithLabelValues(name).Observe(took.Seconds())
+	result := string(o)
+	switch o {
+	case queue.OutcomeTerminalError:
+		p.terminalErrors.WithLabelValues(name).Inc()
+		result = string(queue.OutcomeError)
+	case queue.OutcomePanic:
+		p.panics.WithLabelValues(name).Inc()
+		result = string(queue.OutcomeError)
+	}
+	if result == string(queue.OutcomeError) {
+		p.reconcileErrors.WithLabelValues(name).Inc()
+	}
+	p.reconciles.WithLabelValues(name, result).Inc()
 }

@@ -2,10 +2,13 @@ package prometheus_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -74,4 +77,89 @@ func TestNewErrors(t *testing.T) {
 	if _, err := queueprom.New(reg); err == nil || !strings.Contains(err.Error(), "share one Provider") {
 		t.Fatalf("second New on one registry = %v", err)
 	}
+}
+
+func TestReconcileMetrics(t *testing.T) {
+	reg := prom.NewRegistry()
+	p, err := queueprom.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.New[string](queue.WithName("mirror"), queue.WithMetricsProvider(p),
+		queue.WithBackoff(time.Millisecond, time.Millisecond), queue.WithBucket(0, 0), queue.WithLogger(logr.Discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range []string{"ok", "later", "flaky", "invalid", "boom"} {
+		q.Add(item)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var seen sync.Map
+	err = q.Run(ctx, 1, func(_ context.Context, item string) (queue.Result, error) {
+		_, again := seen.LoadOrStore(item, true)
+		switch item {
+		case "later":
+			if !again {
+				return queue.Result{RequeueAfter: time.Millisecond}, nil
+			}
+		case "flaky":
+			if !again {
+				return queue.Result{}, errors.New("try again")
+			}
+		case "invalid":
+			return queue.Result{}, queue.TerminalError(errors.New("bad spec"))
+		case "boom":
+			if !again {
+				panic("kaboom")
+			}
+		}
+		if _, ok := seen.Load("done-" + item); !ok {
+			seen.Store("done-"+item, true)
+		}
+		if count(&seen, "done-") == 4 { // ok, later, flaky, boom succeeded
+			cancel()
+		}
+		return queue.Result{}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP controller_runtime_reconcile_errors_total Total number of reconciliation errors per controller.
+# TYPE controller_runtime_reconcile_errors_total counter
+controller_runtime_reconcile_errors_total{controller="mirror"} 3
+# HELP controller_runtime_reconcile_panics_total Total number of reconciliation panics per controller.
+# TYPE controller_runtime_reconcile_panics_total counter
+controller_runtime_reconcile_panics_total{controller="mirror"} 1
+# HELP controller_runtime_reconcile_total Total number of reconciliations per controller.
+# TYPE controller_runtime_reconcile_total counter
+controller_runtime_reconcile_total{controller="mirror",result="error"} 3
+controller_runtime_reconcile_total{controller="mirror",result="requeue_after"} 1
+controller_runtime_reconcile_total{controller="mirror",result="success"} 4
+# HELP controller_runtime_terminal_reconcile_errors_total Total number of terminal reconciliation errors per controller.
+# TYPE controller_runtime_terminal_reconcile_errors_total counter
+controller_runtime_terminal_reconcile_errors_total{controller="mirror"} 1
+# HELP controller_runtime_active_workers Number of currently used workers per controller.
+# TYPE controller_runtime_active_workers gauge
+controller_runtime_active_workers{controller="mirror"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "controller_runtime_reconcile_errors_total",
+		"controller_runtime_reconcile_panics_total", "controller_runtime_reconcile_total",
+		"controller_runtime_terminal_reconcile_errors_total", "controller_runtime_active_workers"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(reg, "controller_runtime_reconcile_time_seconds"); n != 1 {
+		t.Fatalf("reconcile_time series = %d, want 1", n)
+	}
+}
+
+func count(m *sync.Map, prefix string) int {
+	n := 0
+	m.Range(func(k, _ any) bool {
+		if strings.HasPrefix(k.(string), prefix) {
+			n++
+		}
+		return true
+	})
+	return n
 }
