@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -38,6 +39,7 @@ type Client struct {
 
 	kube      *kubernetes.Clientset
 	dyn       *dynamic.DynamicClient
+	meta      metadata.Interface
 	discovery discovery.CachedDiscoveryInterface
 	mapper    *refreshingMapper
 }
@@ -77,6 +79,9 @@ func New(opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	if c.dyn, err = dynamic.NewForConfigAndClient(cfg, hc); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if c.meta, err = metadata.NewForConfigAndClient(cfg, hc); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	dc, err := discovery.NewDiscoveryClientForConfigAndClient(cfg, hc)
@@ -257,6 +262,11 @@ func (c *Client) Kubernetes() kubernetes.Interface { return c.kube }
 
 // Dynamic returns the dynamic client, for any resource including custom ones.
 func (c *Client) Dynamic() dynamic.Interface { return c.dyn }
+
+// Metadata returns client-go's metadata-only client (k8s.io/client-go/metadata)
+// on the same connection pool: Get, List and Watch of any resource as
+// metav1.PartialObjectMetadata, without spec or status. See [ListMetadata].
+func (c *Client) Metadata() metadata.Interface { return c.meta }
 
 // Discovery returns a discovery client whose results are cached in memory
 // until Invalidate is called (RESTMapper does so when it meets an unknown kind).

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -218,6 +219,26 @@ func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], 
 //	for obj, err := range client.ListDynamic(ctx, c.Dynamic().Resource(gvr).Namespace(ns)) { ... }
 func ListDynamic(ctx context.Context, ri dynamic.ResourceInterface, opts ...ListOption) iter.Seq2[unstructured.Unstructured, error] {
 	return List[unstructured.Unstructured](ctx, ri.List, opts...)
+}
+
+// ListMetadata is List for metadata only: names, labels, annotations, owner
+// references and the like of any resource, as metav1.PartialObjectMetadata,
+// without spec or status, so a page weighs a fraction of the full objects'
+// (for Pods, about a tenth). namespace "" lists all namespaces (and is the
+// only choice for cluster-scoped resources):
+//
+//	for m, err := range client.ListMetadata(ctx, c, corev1.SchemeGroupVersion.WithResource("pods"), "default") { ... }
+func ListMetadata(ctx context.Context, c *Client, gvr schema.GroupVersionResource, namespace string, opts ...ListOption) iter.Seq2[metav1.PartialObjectMetadata, error] {
+	if c == nil || gvr.Resource == "" || gvr.Version == "" {
+		return func(yield func(metav1.PartialObjectMetadata, error) bool) {
+			if c == nil {
+				yield(metav1.PartialObjectMetadata{}, errors.New("client: ListMetadata: the client is nil; build one with client.New"))
+				return
+			}
+			yield(metav1.PartialObjectMetadata{}, fmt.Errorf("client: ListMetadata(%v): name the version and the plural resource, e.g. {Version: \"v1\", Resource: \"pods\"}", gvr))
+		}
+	}
+	return List[metav1.PartialObjectMetadata](ctx, c.meta.Resource(gvr).Namespace(namespace).List, opts...)
 }
 
 // Collect reads every page and returns all items. With ExpiredRestart a

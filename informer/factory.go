@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -49,6 +51,7 @@ type Factory struct {
 	cfg    *rest.Config // Timeout 0: watches must outlive any request timeout
 	hc     *http.Client // shares the client's transport, without its timeout
 	dyn    dynamic.Interface
+	meta   metadata.Interface
 	log    logr.Logger
 
 	mu       sync.Mutex
@@ -61,9 +64,19 @@ type Factory struct {
 }
 
 type entryKey struct {
-	gvr     schema.GroupVersionResource
-	dynamic bool
+	gvr  schema.GroupVersionResource
+	kind cacheKind
 }
+
+// cacheKind is what an entry's caches hold: typed objects, unstructured
+// ones, or metadata only. Each kind has its own watches.
+type cacheKind int
+
+const (
+	typedCache cacheKind = iota
+	dynamicCache
+	metadataCache
+)
 
 // entry is one resource: one SharedIndexInformer per watched namespace ("" for
 // all namespaces or a cluster-scoped resource).
@@ -121,12 +134,17 @@ func New(c *client.Client, opts ...Option) (*Factory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("informer: %w", err)
 	}
+	mc, err := metadata.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("informer: %w", err)
+	}
 	return &Factory{
 		opts:    o,
 		mapper:  c.RESTMapper(),
 		cfg:     cfg,
 		hc:      hc,
 		dyn:     dyn,
+		meta:    mc,
 		log:     c.Logger().WithName("informer"),
 		entries: map[entryKey]*entry{},
 		rest:    map[schema.GroupVersion]rest.Interface{},
@@ -242,8 +260,14 @@ func (f *Factory) Shutdown() {
 // informerFor returns the entry for gvr, creating its informers if needed.
 // example is the object type the informer stores.
 func (f *Factory) informerFor(gvr schema.GroupVersionResource, namespaced bool, example runtime.Object) (*entry, error) {
-	_, isDynamic := example.(interface{ UnstructuredContent() map[string]any })
-	key := entryKey{gvr, isDynamic}
+	kind := typedCache
+	switch example.(type) {
+	case interface{ UnstructuredContent() map[string]any }:
+		kind = dynamicCache
+	case *metav1.PartialObjectMetadata:
+		kind = metadataCache
+	}
+	key := entryKey{gvr, kind}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.shutdown {
@@ -263,9 +287,12 @@ func (f *Factory) informerFor(gvr schema.GroupVersionResource, namespaced bool, 
 	e := &entry{gvr: gvr, namespaced: namespaced, namespaces: namespaces, informers: map[string]cache.SharedIndexInformer{}, lastErr: map[string]error{}}
 	for _, ns := range namespaces {
 		var inf cache.SharedIndexInformer
-		if isDynamic {
+		switch kind {
+		case dynamicCache:
 			inf = dynamicinformer.NewFilteredDynamicInformer(f.dyn, gvr, ns, resync, defaultIndexers(), f.tweak).Informer()
-		} else {
+		case metadataCache:
+			inf = metadatainformer.NewFilteredMetadataInformer(f.meta, gvr, ns, resync, defaultIndexers(), f.tweak).Informer()
+		default:
 			rc, err := f.restClientLocked(gvr.GroupVersion())
 			if err != nil {
 				return nil, err
@@ -277,7 +304,7 @@ func (f *Factory) informerFor(gvr schema.GroupVersionResource, namespaced bool, 
 				ObjectDescription: gvr.String(),
 			})
 		}
-		if t := f.transform(); t != nil {
+		if t := f.transform(kind); t != nil {
 			if err := inf.SetTransform(t); err != nil {
 				return nil, fmt.Errorf("informer: %s: %w", gvr, err)
 			}
@@ -306,15 +333,16 @@ func (f *Factory) tweak(lo *metav1.ListOptions) {
 	}
 }
 
-func (f *Factory) transform() cache.TransformFunc {
+func (f *Factory) transform(kind cacheKind) cache.TransformFunc {
 	user := f.opts.transform
+	drop := f.opts.dropManaged || (kind == metadataCache && !f.opts.dropManagedSet)
 	switch {
-	case f.opts.dropManaged && user != nil:
+	case drop && user != nil:
 		return func(obj any) (any, error) {
 			obj, _ = DropManagedFields(obj)
 			return user(obj)
 		}
-	case f.opts.dropManaged:
+	case drop:
 		return DropManagedFields
 	default:
 		return user
@@ -366,21 +394,21 @@ func (f *Factory) resolveType(t reflect.Type) (runtime.Object, schema.GroupVersi
 
 // resolveResource checks that gvr is served and finds its scope. An empty
 // version picks the server's preferred one.
-func (f *Factory) resolveResource(gvr schema.GroupVersionResource) (schema.GroupVersionResource, bool, error) {
+func (f *Factory) resolveResource(fn string, gvr schema.GroupVersionResource) (schema.GroupVersionResource, bool, error) {
 	if gvr.Resource == "" {
-		return gvr, false, fmt.Errorf("informer: ForResource(%q): empty resource name, e.g. {Group: \"apps\", Version: \"v1\", Resource: \"deployments\"}", gvr)
+		return gvr, false, fmt.Errorf("informer: %s(%q): empty resource name, e.g. {Group: \"apps\", Version: \"v1\", Resource: \"deployments\"}", fn, gvr)
 	}
 	full, err := f.mapper.ResourceFor(gvr)
 	if err != nil {
-		return gvr, false, fmt.Errorf("informer: ForResource(%s): resource not served by the API server (check the name is the plural, lower-case resource, and the CRD is installed): %w", gvrString(gvr), err)
+		return gvr, false, fmt.Errorf("informer: %s(%s): resource not served by the API server (check the name is the plural, lower-case resource, and the CRD is installed): %w", fn, gvrString(gvr), err)
 	}
 	gvk, err := f.mapper.KindFor(full)
 	if err != nil {
-		return gvr, false, fmt.Errorf("informer: ForResource(%s): %w", gvrString(gvr), err)
+		return gvr, false, fmt.Errorf("informer: %s(%s): %w", fn, gvrString(gvr), err)
 	}
 	m, err := f.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		return gvr, false, fmt.Errorf("informer: ForResource(%s): %w", gvrString(gvr), err)
+		return gvr, false, fmt.Errorf("informer: %s(%s): %w", fn, gvrString(gvr), err)
 	}
 	return full, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
 }

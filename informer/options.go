@@ -21,14 +21,15 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
-	namespaces    []string
-	labelSelector string
-	fieldSelector string
-	resync        time.Duration
-	resyncFor     map[schema.GroupResource]time.Duration
-	transform     cache.TransformFunc
-	transformSet  int
-	dropManaged   bool
+	namespaces     []string
+	labelSelector  string
+	fieldSelector  string
+	resync         time.Duration
+	resyncFor      map[schema.GroupResource]time.Duration
+	transform      cache.TransformFunc
+	transformSet   int
+	dropManaged    bool
+	dropManagedSet bool
 
 	// parsed by validate
 	labels labels.Selector
@@ -141,8 +142,11 @@ func WithTransform(fn cache.TransformFunc) Option {
 // field manager; measured on Pods with three managers (a ReplicaSet
 // controller's server-side apply, kubelet's status, a kubectl label), the
 // cache holds 10.1 KB per Pod by default and 7.1 KB without managedFields,
-// 29% less (BenchmarkManagedFieldsMemory). Default false, because code that
-// inspects managedFields needs them.
+// 29% less (BenchmarkManagedFieldsMemory). Default false for [For] and
+// [ForResource], because code that inspects managedFields needs them; true
+// for [ForMetadata], whose point is memory and where managedFields are most
+// of what is left (BenchmarkMetadataMemory: 4.5 KB per Pod with them, 1.5 KB
+// without); WithDropManagedFields(false) keeps them there too.
 func WithDropManagedFields(drop bool) Option {
-	return optionFunc(func(o *options) { o.dropManaged = drop })
+	return optionFunc(func(o *options) { o.dropManaged = drop; o.dropManagedSet = true })
 }
