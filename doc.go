@@ -28,7 +28,7 @@
 // # informer
 //
 // [github.com/kubekit/kubekit/informer] turns shared informers into a typed
-// cache: informer.For[*corev1.Pod](f) gives typed listers (NotFound errors
+// cache: informer.For[*corev1.Pod](ctx, f) gives typed listers (NotFound errors
 // included), indexes, and handlers that get the object even on tombstones;
 // several namespaces behind one lister, selectors, per-resource resync, a
 // managedFields-dropping transform, and Start / WaitForSync / Shutdown that
