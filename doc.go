@@ -28,7 +28,7 @@
 // # informer
 //
 // [github.com/kubekit/kubekit/informer] turns shared informers into a typed
-// cache: informer.For[*corev1.Pod](f) gives typed listers (NotFound errors
+// cache: informer.For[*corev1.Pod](ctx, f) gives typed listers (NotFound errors
 // included), indexes, and handlers that get the object even on tombstones;
 // several namespaces behind one lister, selectors, per-resource resync, a
 // managedFields-dropping transform, and Start / WaitForSync / Shutdown that
@@ -60,6 +60,26 @@
 // single klog-style verbosity, json or console output and a log file, routes
 // klog (and so client-go) into it with a restore function, and binds -v,
 // --log-format and --log-file to a flag set you pass.
+//
+// # Rules every package follows
+//
+// Logging: a package logs through the logr.Logger it is given
+// (client.WithLogger, queue.WithLogger; the informer and watch packages take
+// the client's) and, when none is given, through klog.Background() (queue
+// and client-go's informers: klog.FromContext of the ctx passed to Run or
+// Start, which is klog.Background() unless ctx carries a logger). So no
+// failure is invisible by default, and [github.com/kubekit/kubekit/logging]'s
+// RouteKlog sends all of it to one zap logger.
+//
+// Lifecycle: every Run(ctx, ...) returns nil when it stops because ctx was
+// cancelled, and a non-nil error for any other stop (bad arguments, a drain
+// that timed out, a failure retrying cannot fix). Every call that talks to
+// the network takes a ctx and honours its cancellation.
+//
+// Errors: bad input gets an error, never a panic or a hang, in the form
+// "<package>: <function or option>: <what was wrong>; <how to fix it>", with
+// all mistakes of one option list joined. API errors are wrapped with %w, so
+// apierrors.IsNotFound and friends keep working.
 //
 // # Examples
 //

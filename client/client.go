@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Client bundles the client-go clients for one API server, built once from
@@ -67,6 +69,9 @@ func New(opts ...Option) (*Client, error) {
 	}
 	cfg, ns, source, err := resolve(&o)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkConfig(cfg, source); err != nil {
 		return nil, err
 	}
 	applySettings(cfg, &o)
@@ -185,6 +190,9 @@ func fromKubeconfig(rules *clientcmd.ClientConfigLoadingRules, kubeContext, sour
 	} else if raw.CurrentContext == "" && len(raw.Contexts) == 0 {
 		return nil, "", "", fmt.Errorf("client: kubeconfig %s defines no context: add one (kubectl config set-context) or pass another file", source)
 	}
+	if err := checkContext(raw, kubeContext, source); err != nil {
+		return nil, "", "", err
+	}
 	cfg, err := cc.ClientConfig()
 	if err != nil {
 		return nil, "", "", fmt.Errorf("client: kubeconfig %s: %w", source, err)
@@ -197,6 +205,58 @@ func fromKubeconfig(rules *clientcmd.ClientConfigLoadingRules, kubeContext, sour
 		kubeContext = raw.CurrentContext
 	}
 	return cfg, ns, fmt.Sprintf("kubeconfig %s, context %q", source, kubeContext), nil
+}
+
+// checkConfig rejects a configuration that would fail every request, so the
+// mistake shows in New, where it can name its source.
+func checkConfig(cfg *rest.Config, source string) error {
+	fix := "set the cluster's server in the kubeconfig"
+	if source == "rest.Config" {
+		source, fix = "WithRESTConfig", "set rest.Config.Host"
+	}
+	if strings.TrimSpace(cfg.Host) == "" {
+		return fmt.Errorf("client: %s: no API server address (Host is empty); %s, e.g. \"https://10.0.0.1:6443\"", source, fix)
+	}
+	if i := strings.Index(cfg.Host, "://"); i >= 0 {
+		if scheme := strings.ToLower(cfg.Host[:i]); scheme != "https" && scheme != "http" {
+			return fmt.Errorf("client: %s: server %q: scheme %q is not supported; use https:// (or http://)", source, cfg.Host, cfg.Host[:i])
+		}
+	}
+	if _, _, err := rest.DefaultServerUrlFor(cfg); err != nil {
+		return fmt.Errorf("client: %s: server %q: %w; %s", source, cfg.Host, err, fix)
+	}
+	if err := checkUserAgent(cfg.UserAgent); err != nil {
+		return fmt.Errorf("client: %s: UserAgent %q: %w", source, cfg.UserAgent, err)
+	}
+	return nil
+}
+
+// checkContext names a context's missing cluster or user, where client-go
+// would say only "no configuration has been provided, try setting
+// KUBERNETES_MASTER".
+func checkContext(raw clientcmdapi.Config, name, source string) error {
+	if name == "" {
+		name = raw.CurrentContext
+	}
+	if name == "" {
+		return nil // client-go's own error for no current context is clear
+	}
+	kc, ok := raw.Contexts[name]
+	if !ok {
+		return fmt.Errorf("client: kubeconfig %s: current-context %q is not defined (it has: %s); pick one with WithKubeContext/--context or kubectl config use-context",
+			source, name, strings.Join(slices.Sorted(maps.Keys(raw.Contexts)), ", "))
+	}
+	if _, ok := raw.Clusters[kc.Cluster]; !ok {
+		return fmt.Errorf("client: kubeconfig %s: context %q names cluster %q, which is not defined (clusters: %s); fix it with kubectl config set-context %s --cluster=NAME",
+			source, name, kc.Cluster, strings.Join(slices.Sorted(maps.Keys(raw.Clusters)), ", "), name)
+	}
+	if kc.AuthInfo != "" {
+		if _, ok := raw.AuthInfos[kc.AuthInfo]; !ok {
+			return fmt.Errorf("client: kubeconfig %s: context %q names user %q, which is not defined (users: %s); fix it with kubectl config set-context %s --user=NAME",
+				source, name, kc.AuthInfo, strings.Join(slices.Sorted(maps.Keys(raw.AuthInfos)), ", "), name)
+		}
+	}
+	return nil
 }
 
 // applySettings puts kubekit's timeouts, rate limits and user agent on cfg.
@@ -298,7 +358,8 @@ func (c *Client) Namespace() string { return c.namespace }
 // `kubeconfig /home/me/.kube/config, context "kind"`.
 func (c *Client) Source() string { return c.source }
 
-// Logger returns the logger given with WithLogger.
+// Logger returns the logger given with WithLogger (klog.Background() by
+// default).
 func (c *Client) Logger() logr.Logger { return c.log }
 
 // RESTClientFor returns a RESTClient for one API group version with the

@@ -32,6 +32,9 @@
 // Throttling: [WithQPS] (default 50) and [WithBurst] (default 100) replace
 // client-go's 5/10; [WithRateLimit](false) leaves flow control to the server.
 //
+// Logging: [WithLogger]; without it the client logs through
+// klog.Background(), kubekit's default in every package.
+//
 // # Lists
 //
 // [List] streams the items of any typed or dynamic List call page by page
@@ -67,9 +70,12 @@
 // # Manifests
 //
 // [ReadManifests] and [DecodeManifests] decode multi-document YAML and JSON
-// (files, directories, stdin, kind: List) with a per-document size cap and
-// alias-bomb protection; every bad document is a [*ManifestError] naming its
-// source and index. [Client.ApplyManifests] applies Namespaces, then CRDs
+// (files, directories, stdin, kind: List) with a per-document size cap,
+// alias-bomb protection and a cap on the whole input ([MaxInputSize],
+// default 64 MiB), honouring ctx, so an endless input (/dev/zero, a pipe
+// that never closes) fails instead of reading forever; every bad document is
+// a [*ManifestError] naming its source and index, and paths without any
+// object give [ErrNoObjects], kubectl's "no objects passed to apply". [Client.ApplyManifests] applies Namespaces, then CRDs
 // (waiting until they are Established), then the rest; [Client.DeleteManifests]
 // deletes in reverse. Both attempt every object and report each result in
 // input order, like kubectl apply -f.
@@ -77,7 +83,11 @@
 // # Errors
 //
 // Configuration problems (missing or malformed kubeconfig, unknown context,
-// in-cluster outside a Pod, negative timeouts) are returned by [New] with the
-// file or option named. API errors are wrapped with %w, so
+// a context naming a missing cluster or user, a nil rest.Config or one
+// without a Host, a server URL that is not http(s), a user agent with a
+// newline, in-cluster outside a Pod, negative timeouts) are returned by [New]
+// with the file or option named, all of an option list's mistakes at once.
+// A nil list function or an unparsable selector is the error of [List]
+// (and [Collect], [Count]), before any request. API errors are wrapped with %w, so
 // apierrors.IsNotFound and friends keep working.
 package client

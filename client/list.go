@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 )
@@ -59,8 +61,11 @@ func (s ExpiredStrategy) String() string {
 }
 
 // ExpiredError reports that a paginated list could not finish because its
-// continue token expired. It unwraps to the API server's 410 error, so
-// apierrors.IsResourceExpired(err) is true.
+// continue token expired. The API server says so with a 410 whose reason is
+// Expired or, from some code paths, Gone; ExpiredError reports reason
+// Expired in both cases (its Status method), so apierrors.IsResourceExpired(err)
+// is true for every ExpiredError and apierrors.IsGone(err) is not. The
+// server's own error is Err (errors.As reaches it through Unwrap).
 type ExpiredError struct {
 	// Items is how many items were yielded before the error.
 	Items int
@@ -79,6 +84,18 @@ func (e *ExpiredError) Error() string {
 }
 
 func (e *ExpiredError) Unwrap() error { return e.Err }
+
+// Status makes the error an API status with reason Expired and code 410,
+// whatever reason the server gave, for apierrors.IsResourceExpired.
+func (e *ExpiredError) Status() metav1.Status {
+	st := metav1.Status{Status: metav1.StatusFailure, Message: e.Error()}
+	var se apierrors.APIStatus
+	if errors.As(e.Err, &se) {
+		st = se.Status()
+	}
+	st.Reason, st.Code = metav1.StatusReasonExpired, 410
+	return st
+}
 
 // ListInfo describes a finished (or failed) list; pass a pointer with
 // [WithListInfo] to receive it.
@@ -119,13 +136,16 @@ type listOptions struct {
 func PageSize(n int64) ListOption { return listOptionFunc(func(o *listOptions) { o.pageSize = n }) }
 
 // LabelSelector restricts the list to objects matching a label selector,
-// e.g. "app=web,tier!=db".
+// e.g. "app=web,tier!=db". An unparsable selector is an error naming it,
+// before any request.
 func LabelSelector(s string) ListOption {
 	return listOptionFunc(func(o *listOptions) { o.labelSelector = s })
 }
 
 // FieldSelector restricts the list by fields the resource supports, e.g.
-// "spec.nodeName=node-1" for Pods or "metadata.name=x".
+// "spec.nodeName=node-1" for Pods or "metadata.name=x". An unparsable
+// selector is an error naming it, before any request; a field the resource
+// does not support is the API server's 400.
 func FieldSelector(s string) ListOption {
 	return listOptionFunc(func(o *listOptions) { o.fieldSelector = s })
 }
@@ -150,6 +170,11 @@ func WithListInfo(info *ListInfo) ListOption {
 	return listOptionFunc(func(o *listOptions) { o.info = info })
 }
 
+// errNilList is the error for a nil ListFunc or ResourceInterface.
+func errNilList(fn string) error {
+	return fmt.Errorf("client: %s: the list function is nil; pass a client's List method, e.g. cs.CoreV1().Pods(ns).List", fn)
+}
+
 func newListOptions(opts []ListOption) (listOptions, error) {
 	o := listOptions{pageSize: DefaultPageSize}
 	for _, opt := range opts {
@@ -160,6 +185,12 @@ func newListOptions(opts []ListOption) (listOptions, error) {
 	}
 	if o.expired < ExpiredFail || o.expired > ExpiredRestart {
 		return o, fmt.Errorf("client: OnExpired(%v): unknown strategy", o.expired)
+	}
+	if _, err := labels.Parse(o.labelSelector); err != nil {
+		return o, fmt.Errorf("client: LabelSelector(%q): %w; use kubectl -l syntax, e.g. \"app=web,tier!=db\" or \"env in (a,b)\"", o.labelSelector, err)
+	}
+	if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
+		return o, fmt.Errorf("client: FieldSelector(%q): %w; use field=value pairs, e.g. \"spec.nodeName=node-1\"", o.fieldSelector, err)
 	}
 	if o.rvMatch != "" && o.rv == "" {
 		return o, fmt.Errorf("client: AtResourceVersion(\"\", %q): a resourceVersion match needs a resourceVersion", o.rvMatch)
@@ -187,6 +218,10 @@ func newListOptions(opts []ListOption) (listOptions, error) {
 func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
+		if list == nil {
+			yield(zero, errNilList("List"))
+			return
+		}
 		o, err := newListOptions(opts)
 		if err != nil {
 			yield(zero, err)
@@ -218,6 +253,11 @@ func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], 
 //
 //	for obj, err := range client.ListDynamic(ctx, c.Dynamic().Resource(gvr).Namespace(ns)) { ... }
 func ListDynamic(ctx context.Context, ri dynamic.ResourceInterface, opts ...ListOption) iter.Seq2[unstructured.Unstructured, error] {
+	if ri == nil || reflect.ValueOf(ri).Kind() == reflect.Pointer && reflect.ValueOf(ri).IsNil() {
+		return func(yield func(unstructured.Unstructured, error) bool) {
+			yield(unstructured.Unstructured{}, errors.New("client: ListDynamic: the resource interface is nil; pass c.Dynamic().Resource(gvr) or .Namespace(ns)"))
+		}
+	}
 	return List[unstructured.Unstructured](ctx, ri.List, opts...)
 }
 
@@ -245,6 +285,9 @@ func ListMetadata(ctx context.Context, c *Client, gvr schema.GroupVersionResourc
 // restart discards what was collected so far, so the result is always one
 // consistent snapshot (or an error).
 func Collect[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) ([]T, error) {
+	if list == nil {
+		return nil, errNilList("Collect")
+	}
 	o, err := newListOptions(opts)
 	if err != nil {
 		return nil, err
@@ -266,6 +309,9 @@ func Collect[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L
 // selectors it asks for a single item and uses the server's
 // remainingItemCount (one request); otherwise it pages through the list.
 func Count[L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) (int64, error) {
+	if list == nil {
+		return 0, errNilList("Count")
+	}
 	o, err := newListOptions(opts)
 	if err != nil {
 		return 0, err

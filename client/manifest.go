@@ -149,7 +149,10 @@ func (c *Client) waitServed(parent context.Context, crd *unstructured.Unstructur
 			cur := crd.DeepCopy()
 			if err := c.Get(ctx, cur); err != nil {
 				if perr := parent.Err(); perr != nil {
-					err = perr
+					return fmt.Errorf("wait for CRD %s: %w", crd.GetName(), perr)
+				}
+				if ctx.Err() != nil {
+					return deadline(crd, timeout, ctx.Err())
 				}
 				return fmt.Errorf("wait for CRD %s: %w", crd.GetName(), err)
 			}
@@ -171,10 +174,15 @@ func (c *Client) waitServed(parent context.Context, crd *unstructured.Unstructur
 			if err := parent.Err(); err != nil {
 				return fmt.Errorf("wait for CRD %s: %w", crd.GetName(), err)
 			}
-			return fmt.Errorf("CRD %s not Established and served within %v (raise EstablishTimeout): %w", crd.GetName(), timeout, ctx.Err())
+			return deadline(crd, timeout, ctx.Err())
 		case <-tick.C:
 		}
 	}
+}
+
+func deadline(crd *unstructured.Unstructured, timeout time.Duration, err error) error {
+	return fmt.Errorf("CRD %s not Established and served within %v: raise it with the EstablishTimeout write option, e.g. client.EstablishTimeout(2*time.Minute): %w",
+		crd.GetName(), timeout, err)
 }
 
 // DeleteManifests deletes ms in the reverse of ApplyManifests' order: custom

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -23,9 +24,25 @@ import (
 // limit.
 const DefaultMaxDocumentSize = 4 << 20
 
+// DefaultMaxInputSize caps the total input of one ReadManifests or
+// DecodeManifests call unless [MaxInputSize] says otherwise: 64 MiB, many
+// times the largest real bundles (a full cert-manager or Prometheus operator
+// install is a few MiB), yet small enough that an endless input (/dev/zero, a
+// pipe that never closes) fails within a second instead of reading forever.
+const DefaultMaxInputSize = 64 << 20
+
 // ErrDocumentTooLarge is wrapped by a [*ManifestError] for a document over the
 // size cap, or one whose YAML aliases expand past it.
 var ErrDocumentTooLarge = errors.New("document too large")
+
+// ErrInputTooLarge is wrapped by a [*ManifestError] when the input of one
+// call goes past [MaxInputSize]; reading stops there.
+var ErrInputTooLarge = errors.New("input too large")
+
+// ErrNoObjects is wrapped by ReadManifests' error when the paths hold no
+// object at all (an empty directory, a file of comments), as kubectl
+// fails with "no objects passed to apply".
+var ErrNoObjects = errors.New("no objects passed to apply")
 
 // Manifest is one object read from a manifest: a file, a directory's file,
 // stdin or a reader.
@@ -82,8 +99,11 @@ func (f decodeOptionFunc) applyDecode(o *decodeOptions) { f(o) }
 
 type decodeOptions struct {
 	maxDoc    int64
+	maxInput  int64
 	recursive bool
 	stdin     io.Reader
+
+	remaining int64 // of maxInput, for this call
 }
 
 // MaxDocumentSize caps one document, in bytes, before and after YAML alias
@@ -92,6 +112,15 @@ type decodeOptions struct {
 // more than about this much of one document in memory.
 func MaxDocumentSize(n int64) DecodeOption {
 	return decodeOptionFunc(func(o *decodeOptions) { o.maxDoc = n })
+}
+
+// MaxInputSize caps, in bytes, everything one DecodeManifests or
+// ReadManifests call reads: all files and stdin together (default
+// [DefaultMaxInputSize], 64 MiB; must be positive). Reading stops at the cap
+// with a [*ManifestError] naming the source and wrapping [ErrInputTooLarge];
+// the objects decoded before it are returned.
+func MaxInputSize(n int64) DecodeOption {
+	return decodeOptionFunc(func(o *decodeOptions) { o.maxInput = n })
 }
 
 // Recursive makes ReadManifests descend into subdirectories of a directory
@@ -104,7 +133,7 @@ func Recursive(r bool) DecodeOption {
 func Stdin(r io.Reader) DecodeOption { return decodeOptionFunc(func(o *decodeOptions) { o.stdin = r }) }
 
 func newDecodeOptions(opts []DecodeOption) (decodeOptions, error) {
-	o := decodeOptions{maxDoc: DefaultMaxDocumentSize, stdin: os.Stdin}
+	o := decodeOptions{maxDoc: DefaultMaxDocumentSize, maxInput: DefaultMaxInputSize, stdin: os.Stdin}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyDecode(&o)
@@ -113,6 +142,10 @@ func newDecodeOptions(opts []DecodeOption) (decodeOptions, error) {
 	if o.maxDoc <= 0 {
 		return o, fmt.Errorf("client: MaxDocumentSize(%d) must be positive", o.maxDoc)
 	}
+	if o.maxInput <= 0 {
+		return o, fmt.Errorf("client: MaxInputSize(%d): must be positive (default %d, 64 MiB)", o.maxInput, DefaultMaxInputSize)
+	}
+	o.remaining = o.maxInput
 	if o.stdin == nil {
 		return o, fmt.Errorf("client: Stdin(nil): give a reader for the path \"-\"")
 	}
@@ -136,7 +169,12 @@ func isManifestFile(name string) bool {
 // It reads everything it can: the result holds every good object in input
 // order, and the error joins a [*ManifestError] for each bad document (or an
 // error for a path that cannot be read), so a caller can report them all and
-// still apply the rest, as kubectl does.
+// still apply the rest, as kubectl does. Paths that hold no object at all
+// are an error wrapping [ErrNoObjects].
+//
+// Reading honours ctx between reads (and interrupts a blocked read from a
+// pipe that supports deadlines) and stops at [MaxInputSize], so an endless
+// input fails instead of reading forever.
 func ReadManifests(ctx context.Context, paths []string, opts ...DecodeOption) ([]Manifest, error) {
 	o, err := newDecodeOptions(opts)
 	if err != nil {
@@ -201,6 +239,10 @@ func ReadManifests(ctx context.Context, paths []string, opts ...DecodeOption) ([
 			errs = append(errs, fmt.Errorf("client: read manifests in %s: %w", p, err))
 		}
 	}
+	if len(out) == 0 && len(errs) == 0 {
+		return nil, fmt.Errorf("client: ReadManifests %s: %w: they hold no objects (directories are read for .yaml, .yml and .json files, subdirectories only with Recursive(true))",
+			strings.Join(paths, ", "), ErrNoObjects)
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -211,7 +253,9 @@ func ReadManifests(ctx context.Context, paths []string, opts ...DecodeOption) ([
 // Like [ReadManifests] it returns every good object and joins a
 // [*ManifestError] for each bad document: no apiVersion, kind or
 // metadata.name, invalid YAML or JSON, too large, too many YAML aliases.
-// Whether the API server serves the kind is checked when applying.
+// Whether the API server serves the kind is checked when applying. Empty
+// input gives no objects and no error. Like ReadManifests it honours ctx
+// and stops at [MaxInputSize].
 func DecodeManifests(ctx context.Context, r io.Reader, source string, opts ...DecodeOption) ([]Manifest, error) {
 	o, err := newDecodeOptions(opts)
 	if err != nil {
@@ -225,13 +269,27 @@ func decode(ctx context.Context, r io.Reader, source string, o *decodeOptions) (
 		out  []Manifest
 		errs []error
 	)
-	br := bufio.NewReaderSize(r, 64<<10)
+	if f, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
+		// Interrupt a read blocked on a pipe when ctx ends. Regular files
+		// and stdin refuse deadlines (os.ErrNoDeadline) and need none or
+		// cannot have one.
+		stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+		defer func() {
+			if !stop() {
+				_ = f.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	br := bufio.NewReaderSize(&boundedReader{ctx: ctx, r: r, o: o}, 64<<10)
 	for index := 1; ; index++ {
 		if err := ctx.Err(); err != nil {
 			return out, errors.Join(append(errs, fmt.Errorf("client: decode %q: %w", source, err))...)
 		}
 		doc, more, err := nextDocument(br, o.maxDoc)
 		where := Manifest{Source: source, Index: index}
+		if err != nil && ctx.Err() != nil {
+			return out, errors.Join(append(errs, fmt.Errorf("client: decode %q: %w", source, ctx.Err()))...)
+		}
 		if err != nil && !errors.Is(err, ErrDocumentTooLarge) {
 			return out, errors.Join(append(errs, &ManifestError{Manifest: where, Err: err})...)
 		}
@@ -246,6 +304,34 @@ func decode(ctx context.Context, r io.Reader, source string, o *decodeOptions) (
 			return out, errors.Join(errs...)
 		}
 	}
+}
+
+// boundedReader stops at ctx's end and at the call's input budget.
+type boundedReader struct {
+	ctx context.Context
+	r   io.Reader
+	o   *decodeOptions
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if err := b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	// Read one byte past the budget to tell "exactly at the cap" from "over".
+	if int64(len(p)) > b.o.remaining+1 {
+		p = p[:b.o.remaining+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.o.remaining {
+		b.o.remaining = 0
+		return 0, fmt.Errorf("%w: over %d bytes in total (raise it with MaxInputSize; or is the input endless, such as /dev/zero or a pipe that never closes?)",
+			ErrInputTooLarge, b.o.maxInput)
+	}
+	b.o.remaining -= int64(n)
+	if err != nil && b.ctx.Err() != nil {
+		return n, b.ctx.Err()
+	}
+	return n, err
 }
 
 // nextDocument reads up to the next "---" line. It keeps at most max bytes:

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -15,6 +16,12 @@ import (
 // once more, so kinds served after the first lookup (a CRD created later)
 // resolve. A truly unknown kind therefore costs one discovery round-trip per
 // lookup; its error still satisfies meta.IsNoMatchError.
+//
+// The mapper also implements meta.RESTMapperWithContext: its *WithContext
+// methods (RESTMappingWithContext, ResourceForWithContext...) make their
+// discovery requests with ctx, so a caller can bound and cancel them. A
+// server that cannot be reached gives the connection error, not a no-match
+// error.
 func (c *Client) RESTMapper() meta.ResettableRESTMapper { return c.mapper }
 
 type refreshingMapper struct {
@@ -24,10 +31,19 @@ type refreshingMapper struct {
 	mu       sync.Mutex // serializes refreshes
 }
 
-var _ meta.ResettableRESTMapper = (*refreshingMapper)(nil)
+var (
+	_ meta.ResettableRESTMapper  = (*refreshingMapper)(nil)
+	_ meta.RESTMapperWithContext = (*refreshingMapper)(nil)
+)
 
 func newRefreshingMapper(d discovery.CachedDiscoveryInterface, log logr.Logger) *refreshingMapper {
-	return &refreshingMapper{disc: d, deferred: restmapper.NewDeferredDiscoveryRESTMapper(d), log: log}
+	m := &refreshingMapper{disc: d, log: log}
+	if dc, ok := d.(discovery.CachedDiscoveryInterfaceWithContext); ok {
+		m.deferred = restmapper.NewDeferredDiscoveryRESTMapperWithContext(dc)
+	} else {
+		m.deferred = restmapper.NewDeferredDiscoveryRESTMapper(d)
+	}
+	return m
 }
 
 // retry runs f and, on a no-match error, refreshes discovery and runs it again.
@@ -42,6 +58,57 @@ func retry[T any](m *refreshingMapper, what string, f func() (T, error)) (T, err
 	m.deferred.Reset()
 	m.mu.Unlock()
 	return f()
+}
+
+// retryCtx is retry with discovery bounded by ctx.
+func retryCtx[T any](ctx context.Context, m *refreshingMapper, what string, f func(context.Context) (T, error)) (T, error) {
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, err
+	}
+	return retry(m, what, func() (T, error) { return f(ctx) })
+}
+
+func (m *refreshingMapper) KindForWithContext(ctx context.Context, r schema.GroupVersionResource) (schema.GroupVersionKind, error) {
+	return retryCtx(ctx, m, r.String(), func(ctx context.Context) (schema.GroupVersionKind, error) {
+		return m.deferred.KindForWithContext(ctx, r)
+	})
+}
+
+func (m *refreshingMapper) KindsForWithContext(ctx context.Context, r schema.GroupVersionResource) ([]schema.GroupVersionKind, error) {
+	return retryCtx(ctx, m, r.String(), func(ctx context.Context) ([]schema.GroupVersionKind, error) {
+		return m.deferred.KindsForWithContext(ctx, r)
+	})
+}
+
+func (m *refreshingMapper) ResourceForWithContext(ctx context.Context, r schema.GroupVersionResource) (schema.GroupVersionResource, error) {
+	return retryCtx(ctx, m, r.String(), func(ctx context.Context) (schema.GroupVersionResource, error) {
+		return m.deferred.ResourceForWithContext(ctx, r)
+	})
+}
+
+func (m *refreshingMapper) ResourcesForWithContext(ctx context.Context, r schema.GroupVersionResource) ([]schema.GroupVersionResource, error) {
+	return retryCtx(ctx, m, r.String(), func(ctx context.Context) ([]schema.GroupVersionResource, error) {
+		return m.deferred.ResourcesForWithContext(ctx, r)
+	})
+}
+
+func (m *refreshingMapper) RESTMappingWithContext(ctx context.Context, gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	return retryCtx(ctx, m, gk.String(), func(ctx context.Context) (*meta.RESTMapping, error) {
+		return m.deferred.RESTMappingWithContext(ctx, gk, versions...)
+	})
+}
+
+func (m *refreshingMapper) RESTMappingsWithContext(ctx context.Context, gk schema.GroupKind, versions ...string) ([]*meta.RESTMapping, error) {
+	return retryCtx(ctx, m, gk.String(), func(ctx context.Context) ([]*meta.RESTMapping, error) {
+		return m.deferred.RESTMappingsWithContext(ctx, gk, versions...)
+	})
+}
+
+func (m *refreshingMapper) ResourceSingularizerWithContext(ctx context.Context, resource string) (string, error) {
+	return retryCtx(ctx, m, resource, func(ctx context.Context) (string, error) {
+		return m.deferred.ResourceSingularizerWithContext(ctx, resource)
+	})
 }
 
 func (m *refreshingMapper) KindFor(r schema.GroupVersionResource) (schema.GroupVersionKind, error) {

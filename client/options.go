@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 )
 
 // Defaults applied by [New]. client-go's own defaults (QPS 5, Burst 10) throttle
@@ -34,6 +35,7 @@ type options struct {
 	context         string
 	inCluster       bool
 	restConfig      *rest.Config
+	restConfigSet   bool
 	timeout         time.Duration
 	timeoutSet      bool
 	dialTimeout     time.Duration
@@ -57,7 +59,7 @@ func defaultOptions() options {
 		tlsTimeout:  DefaultTLSHandshakeTimeout,
 		qps:         DefaultQPS,
 		burst:       DefaultBurst,
-		logger:      logr.Discard(),
+		logger:      klog.Background(),
 	}
 }
 
@@ -76,8 +78,11 @@ func (o *options) validate() error {
 			errs = append(errs, errors.New("WithKubeContext cannot be combined with WithInCluster: in-cluster configuration has no contexts"))
 		}
 	}
-	if o.restConfig != nil {
+	if o.restConfigSet {
 		sources++
+		if o.restConfig == nil {
+			errs = append(errs, errors.New("WithRESTConfig(nil): the config is nil; pass a *rest.Config or use WithKubeconfig"))
+		}
 		if o.context != "" {
 			errs = append(errs, errors.New("WithKubeContext cannot be combined with WithRESTConfig: a rest.Config has no contexts"))
 		}
@@ -102,6 +107,9 @@ func (o *options) validate() error {
 	}
 	if o.noRateLimit && (o.qpsSet || o.burstSet) {
 		errs = append(errs, errors.New("WithRateLimit(false) conflicts with WithQPS/WithBurst"))
+	}
+	if err := checkUserAgent(o.userAgent); err != nil {
+		errs = append(errs, fmt.Errorf("WithUserAgent(%q): %w", o.userAgent, err))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("client: invalid options: %w", errors.Join(errs...))
@@ -129,8 +137,18 @@ func WithInCluster() Option { return optionFunc(func(o *options) { o.inCluster =
 // modified). Values cfg sets (Timeout, QPS, Burst, UserAgent, Dial, a
 // RateLimiter or a Transport) are kept unless the matching option is given;
 // kubekit's defaults fill only what cfg leaves zero.
+//
+// cfg must not be nil and must name the API server in Host ("https://host:port",
+// or "host:port" for https); New rejects a nil config, an empty Host and a
+// scheme other than http or https.
 func WithRESTConfig(cfg *rest.Config) Option {
-	return optionFunc(func(o *options) { o.restConfig = rest.CopyConfig(cfg) })
+	return optionFunc(func(o *options) {
+		o.restConfigSet = true
+		o.restConfig = nil
+		if cfg != nil {
+			o.restConfig = rest.CopyConfig(cfg)
+		}
+	})
 }
 
 // WithTimeout bounds every request as a whole (connect, send, and reading the
@@ -170,9 +188,26 @@ func WithRateLimit(enabled bool) Option {
 }
 
 // WithUserAgent sets the User-Agent header. Default: client-go's
-// "<binary>/<version> (<os>/<arch>) kubernetes/<commit>".
+// "<binary>/<version> (<os>/<arch>) kubernetes/<commit>". A value with a
+// newline or another control character is an error from New: no HTTP request
+// could carry it.
 func WithUserAgent(ua string) Option { return optionFunc(func(o *options) { o.userAgent = ua }) }
 
 // WithLogger sets the logger kubekit uses for this client (source resolution,
-// RESTMapper refreshes). Default: discard.
+// RESTMapper refreshes) and hands on to the informer package. Default:
+// klog.Background(), so nothing is invisible by default and
+// logging.RouteKlog captures it.
 func WithLogger(l logr.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
+
+// checkUserAgent rejects what net/http refuses to send in a header value.
+func checkUserAgent(ua string) error {
+	for i, r := range ua {
+		if r == '\t' {
+			continue
+		}
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("control character %q at byte %d: HTTP headers cannot carry it; remove newlines and control characters", r, i)
+		}
+	}
+	return nil
+}

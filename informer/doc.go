@@ -4,13 +4,17 @@
 //
 // # Overview
 //
+// Logging: the factory logs through the client's logger (client.WithLogger,
+// default klog.Background()), and hands it to client-go's informers through
+// Start's ctx unless ctx already carries a logger.
+//
 // A [Factory] is built from a kubekit [client.Client]. Request informers
 // with [For] (typed, for any type in client-go's scheme) or [ForResource]
 // (*unstructured.Unstructured, for any served resource), add handlers and
 // indexes, then start the factory and wait for the caches:
 //
 //	f, err := informer.New(c, informer.WithNamespaces("team-a", "team-b"), informer.WithDropManagedFields(true))
-//	pods, err := informer.For[*corev1.Pod](f)
+//	pods, err := informer.For[*corev1.Pod](ctx, f)
 //	_ = pods.AddIndex(informer.PodsByNodeName())
 //	reg, err := pods.AddHandler(informer.Handler[*corev1.Pod]{
 //		OnAdd:    func(p *corev1.Pod, initial bool) { ... },
@@ -28,7 +32,8 @@
 //
 // # Options
 //
-//   - [WithNamespaces]: none means all namespaces. Several namespaces
+//   - [WithNamespaces]: omitted means all namespaces (an empty call is an
+//     error). Several namespaces
 //     mean one informer (one list+watch) per namespace per resource,
 //     behind one [Lister] that merges them; RBAC on those namespaces is
 //     enough. Cluster-scoped resources always use one informer.
@@ -70,7 +75,11 @@
 // ForResource may be called at any time before [Factory.Shutdown].
 // [Factory.WaitForSync] (and [Informer.WaitForSync]) block until the caches
 // hold the initial list, or return an error naming each resource and
-// namespace still unsynced when ctx ends. [Factory.Shutdown] cancels the
+// namespace still unsynced when ctx ends. A list the API server refuses in a
+// way retrying cannot fix (400 for an unsupported field selector, 403
+// Forbidden: see [Permanent] for the full list) ends the wait at once with
+// that error; transient failures (connection errors, 5xx, 429, 401, 404)
+// keep it waiting while client-go retries, bounded by ctx. [Factory.Shutdown] cancels the
 // informers and waits for every goroutine they started, event handlers
 // included; cancelling Start's ctx also stops them, but only Shutdown
 // waits.
@@ -78,8 +87,10 @@
 // # Errors
 //
 // Bad input fails early with a message naming the fix: an unparsable
-// selector or invalid namespace from New, a type outside client-go's scheme
-// from For, a resource the server does not serve from ForResource, an
+// selector, an invalid namespace or an empty WithNamespaces() from New, a
+// type outside client-go's scheme from For, an unreachable API server from
+// For and ForResource (the connection error, bounded by their ctx, never
+// "not served"), an index name given twice to AddIndex, a resource the server does not serve from ForResource, an
 // index that does not exist from ByIndex (wrapping [ErrUnknownIndex]), a
 // namespace the factory does not watch from Get (wrapping
 // [ErrNotWatched]). Get on a missing object returns an apierrors NotFound

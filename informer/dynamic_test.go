@@ -48,7 +48,7 @@ func TestDynamicInformerForCRD(t *testing.T) {
 	}
 	f := newFactory(t, c, informer.WithNamespaces(ns), informer.WithDropManagedFields(true))
 	// an empty version picks the server's preferred one
-	inf, err := informer.ForResource(f, schema.GroupVersionResource{Group: "example.com", Resource: "widgets"})
+	inf, err := informer.ForResource(t.Context(), f, schema.GroupVersionResource{Group: "example.com", Resource: "widgets"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,26 +176,26 @@ func TestBadInput(t *testing.T) {
 
 	f := newFactory(t, c)
 	t.Run("type not in scheme", func(t *testing.T) {
-		_, err := informer.For[*notRegistered](f)
+		_, err := informer.For[*notRegistered](t.Context(), f)
 		if err == nil || !strings.Contains(err.Error(), "not registered in client-go's scheme") || !strings.Contains(err.Error(), "ForResource") {
 			t.Fatalf("For[*notRegistered]: %v", err)
 		}
-		_, err = informer.For[*unstructured.Unstructured](f)
+		_, err = informer.For[*unstructured.Unstructured](t.Context(), f)
 		if err == nil || !strings.Contains(err.Error(), "use ForResource") {
 			t.Fatalf("For[*unstructured.Unstructured]: %v", err)
 		}
 	})
 	t.Run("unknown resource", func(t *testing.T) {
-		_, err := informer.ForResource(f, schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "nopes"})
+		_, err := informer.ForResource(t.Context(), f, schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "nopes"})
 		if err == nil || !strings.Contains(err.Error(), "nopes.example.com/v1") || !strings.Contains(err.Error(), "not served") {
 			t.Fatalf("ForResource(nopes): %v", err)
 		}
-		_, err = informer.ForResource(f, schema.GroupVersionResource{})
+		_, err = informer.ForResource(t.Context(), f, schema.GroupVersionResource{})
 		if err == nil || !strings.Contains(err.Error(), "empty resource name") {
 			t.Fatalf("ForResource({}): %v", err)
 		}
 	})
-	pods, err := informer.For[*corev1.Pod](f)
+	pods, err := informer.For[*corev1.Pod](t.Context(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,27 +217,31 @@ func TestBadInput(t *testing.T) {
 		}
 		g := newFactory(t, c)
 		g.Shutdown()
-		if _, err := informer.For[*corev1.Pod](g); !errors.Is(err, informer.ErrShutdown) {
+		if _, err := informer.For[*corev1.Pod](t.Context(), g); !errors.Is(err, informer.ErrShutdown) {
 			t.Fatalf("For after Shutdown: %v", err)
 		}
 		g.Shutdown() // idempotent
 	})
 	t.Run("unsupported field selector", func(t *testing.T) {
 		g := newFactory(t, c, informer.WithFieldSelector("spec.nope=x"))
-		if _, err := informer.For[*corev1.Pod](g); err != nil {
+		if _, err := informer.For[*corev1.Pod](t.Context(), g); err != nil {
 			t.Fatal(err)
 		}
 		g.Start(t.Context())
-		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-		defer cancel()
-		err := g.WaitForSync(ctx)
-		if err == nil || !strings.Contains(err.Error(), "pods (all namespaces)") || !strings.Contains(err.Error(), "spec.nope") || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("WaitForSync = %v, want it to name pods and the field", err)
+		// A 400 cannot be fixed by retrying: the wait ends at once, without
+		// a deadline, with the API error.
+		start := time.Now()
+		err := g.WaitForSync(context.WithoutCancel(t.Context()))
+		if err == nil || !strings.Contains(err.Error(), "pods (all namespaces)") || !strings.Contains(err.Error(), "spec.nope") || !apierrors.IsBadRequest(err) {
+			t.Fatalf("WaitForSync = %v, want a BadRequest naming pods and the field", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("WaitForSync took %v", d)
 		}
 	})
 	t.Run("cancelled context", func(t *testing.T) {
 		g := newFactory(t, c)
-		if _, err := informer.For[*corev1.Pod](g); err != nil {
+		if _, err := informer.For[*corev1.Pod](t.Context(), g); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(t.Context())

@@ -41,7 +41,7 @@ func ExampleFor() {
 		return
 	}
 	defer f.Shutdown()
-	pods, err := informer.For[*corev1.Pod](f)
+	pods, err := informer.For[*corev1.Pod](ctx, f)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -88,7 +88,7 @@ func ExampleInformer_AddHandler() {
 		return
 	}
 	defer f.Shutdown()
-	cms, err := informer.For[*corev1.ConfigMap](f)
+	cms, err := informer.For[*corev1.ConfigMap](ctx, f)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -137,7 +137,7 @@ func ExampleForResource() {
 		return
 	}
 	defer f.Shutdown()
-	nss, err := informer.ForResource(f, schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
+	nss, err := informer.ForResource(ctx, f, schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
 	if err != nil {
 		fmt.Println(err)
 		return

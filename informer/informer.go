@@ -33,18 +33,23 @@ type Informer[T Object] struct {
 }
 
 // For returns the shared informer for the API type T, e.g.
-// For[*corev1.Pod](f). T must be registered in client-go's scheme
+// For[*corev1.Pod](ctx, f). T must be registered in client-go's scheme
 // (k8s.io/client-go/kubernetes/scheme); its resource is found through the
-// client's RESTMapper, which may ask the API server once (discovery is
-// cached). Use [ForResource] for custom resources. Calling For again for the
-// same T returns an Informer backed by the same caches. An informer
-// requested after [Factory.Start] starts at once.
-func For[T Object](f *Factory) (*Informer[T], error) {
+// client's RESTMapper, which may ask the API server (discovery is cached):
+// ctx bounds that request, and a server that cannot be reached gives its
+// connection error, not "not served". Use [ForResource] for custom
+// resources. Calling For again for the same T returns an Informer backed by
+// the same caches. An informer requested after [Factory.Start] starts at
+// once.
+func For[T Object](ctx context.Context, f *Factory) (*Informer[T], error) {
+	if f == nil {
+		return nil, errors.New("informer: For(ctx, nil): pass a factory from informer.New")
+	}
 	t := reflect.TypeFor[T]()
 	if t == reflect.TypeFor[*unstructured.Unstructured]() {
-		return nil, errors.New("informer: For[*unstructured.Unstructured]: the type does not name a resource; use ForResource(f, gvr)")
+		return nil, errors.New("informer: For[*unstructured.Unstructured]: the type does not name a resource; use ForResource(ctx, f, gvr)")
 	}
-	example, gvr, namespaced, err := f.resolveType(t)
+	example, gvr, namespaced, err := f.resolveType(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -57,12 +62,16 @@ func For[T Object](f *Factory) (*Informer[T], error) {
 
 // ForResource returns a dynamic informer for any resource the API server
 // serves, custom resources included, e.g.
-// ForResource(f, schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}).
+// ForResource(ctx, f, schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}).
 // An empty Version picks the server's preferred version. An unknown
-// resource is an error naming it. A dynamic informer and a typed one (For)
-// of the same resource are separate caches with separate watches.
-func ForResource(f *Factory, gvr schema.GroupVersionResource) (*Informer[*unstructured.Unstructured], error) {
-	full, namespaced, err := f.resolveResource("ForResource", gvr)
+// resource is an error naming it; ctx bounds the discovery request, as for
+// [For]. A dynamic informer and a typed one (For) of the same resource are
+// separate caches with separate watches.
+func ForResource(ctx context.Context, f *Factory, gvr schema.GroupVersionResource) (*Informer[*unstructured.Unstructured], error) {
+	if f == nil {
+		return nil, errors.New("informer: ForResource(ctx, nil, gvr): pass a factory from informer.New")
+	}
+	full, namespaced, err := f.resolveResource(ctx, "ForResource", gvr)
 	if err != nil {
 		return nil, err
 	}
@@ -81,14 +90,18 @@ func ForResource(f *Factory, gvr schema.GroupVersionResource) (*Informer[*unstru
 // to select by label, and reads the few full objects it acts on with a Get.
 // It takes any resource, custom resources included:
 //
-//	pods, err := informer.ForMetadata(f, corev1.SchemeGroupVersion.WithResource("pods"))
+//	pods, err := informer.ForMetadata(ctx, f, corev1.SchemeGroupVersion.WithResource("pods"))
 //	p, err := pods.Lister().Get("default", "web-0") // *metav1.PartialObjectMetadata
 //
-// An empty Version picks the server's preferred one. Metadata, typed and
+// An empty Version picks the server's preferred one; ctx bounds the
+// discovery request, as for [For]. Metadata, typed and
 // dynamic informers of one resource are separate caches with separate
 // watches. The factory's selectors, namespaces, resync and transforms apply.
-func ForMetadata(f *Factory, gvr schema.GroupVersionResource) (*Informer[*metav1.PartialObjectMetadata], error) {
-	full, namespaced, err := f.resolveResource("ForMetadata", gvr)
+func ForMetadata(ctx context.Context, f *Factory, gvr schema.GroupVersionResource) (*Informer[*metav1.PartialObjectMetadata], error) {
+	if f == nil {
+		return nil, errors.New("informer: ForMetadata(ctx, nil, gvr): pass a factory from informer.New")
+	}
+	full, namespaced, err := f.resolveResource(ctx, "ForMetadata", gvr)
 	if err != nil {
 		return nil, err
 	}
@@ -148,12 +161,18 @@ func (i *Informer[T]) WaitForSync(ctx context.Context) error {
 
 // AddIndex adds index functions to the informer's caches (every namespace).
 // Indexes may be added before or after Start; an index name that already
-// exists is an error.
+// exists, or that appears twice in one call, is an error and adds nothing.
 func (i *Informer[T]) AddIndex(indexes ...Index) error {
+	if len(indexes) == 0 {
+		return fmt.Errorf("informer: AddIndex on %s: no index given; pass one, e.g. informer.ByLabel(\"app\")", i.e.gvr.GroupResource())
+	}
 	idx := cache.Indexers{}
 	for _, x := range indexes {
 		if x.Name == "" || x.Func == nil {
 			return fmt.Errorf("informer: AddIndex on %s: index needs a Name and a Func", i.e.gvr.GroupResource())
+		}
+		if _, dup := idx[x.Name]; dup {
+			return fmt.Errorf("informer: AddIndex on %s: index %q given twice in one call; give each index once", i.e.gvr.GroupResource(), x.Name)
 		}
 		idx[x.Name] = x.Func
 	}

@@ -128,7 +128,7 @@ func TestTypedListerAgreesWithServer(t *testing.T) {
 	createPod(t, c, db)
 
 	f := newFactory(t, c)
-	pods, err := informer.For[*corev1.Pod](f)
+	pods, err := informer.For[*corev1.Pod](t.Context(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestOwnerIndexAndCustomIndex(t *testing.T) {
 		createPod(t, c, p)
 	}
 	f := newFactory(t, c, informer.WithNamespaces(ns))
-	pods, err := informer.For[*corev1.Pod](f)
+	pods, err := informer.For[*corev1.Pod](t.Context(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestNamespacesAndSelectors(t *testing.T) {
 		slices.Sort(tt.want) // namespace names do not sort in creation order
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFactory(t, c, tt.opts...)
-			pods, err := informer.For[*corev1.Pod](f)
+			pods, err := informer.For[*corev1.Pod](t.Context(), f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,7 +340,7 @@ func TestNamespacesAndSelectors(t *testing.T) {
 
 	t.Run("unwatched namespace", func(t *testing.T) {
 		f := newFactory(t, c, informer.WithNamespaces(ns1, ns2))
-		pods, err := informer.For[*corev1.Pod](f)
+		pods, err := informer.For[*corev1.Pod](t.Context(), f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,7 +357,7 @@ func TestNamespacesAndSelectors(t *testing.T) {
 			t.Fatalf("ListInNamespace in unwatched ns: %v", err)
 		}
 		// cluster-scoped resources ignore WithNamespaces.
-		nss, err := informer.For[*corev1.Namespace](f)
+		nss, err := informer.For[*corev1.Namespace](t.Context(), f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,7 +380,7 @@ func TestResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFactory(t, c, informer.WithNamespaces(ns), informer.WithResyncFor(schema.GroupResource{Resource: "pods"}, time.Second))
-	pods, err := informer.For[*corev1.Pod](f)
+	pods, err := informer.For[*corev1.Pod](t.Context(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestResync(t *testing.T) {
 	if _, err := pods.AddHandler(podHandler(&rec)); err != nil {
 		t.Fatal(err)
 	}
-	cms, err := informer.For[*corev1.ConfigMap](f)
+	cms, err := informer.For[*corev1.ConfigMap](t.Context(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestDropManagedFields(t *testing.T) {
 					}
 					return obj, nil
 				}))
-			pods, err := informer.For[*corev1.Pod](f)
+			pods, err := informer.For[*corev1.Pod](t.Context(), f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -464,7 +464,7 @@ func TestInformerAfterStartAndHandlerRemoval(t *testing.T) {
 	f.Start(t.Context())
 	waitSynced(t, f) // nothing requested yet: returns at once
 
-	cms, err := informer.For[*corev1.ConfigMap](f)
+	cms, err := informer.For[*corev1.ConfigMap](t.Context(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,15 +523,17 @@ func TestWaitForSyncNamesWhatDidNotSync(t *testing.T) {
 	nobody := newClientFor(t, cfg)
 	verifyNoLeaks(t, admin, nobody)
 	f := newFactory(t, nobody, informer.WithNamespaces(ns))
-	if _, err := informer.For[*corev1.Pod](f); err != nil {
+	if _, err := informer.For[*corev1.Pod](t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
 	f.Start(t.Context())
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	// Forbidden is permanent (see informer.Permanent): the wait ends at
+	// once with the API error, which names the missing permission.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	err = f.WaitForSync(ctx)
-	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "pods in "+ns) || !strings.Contains(err.Error(), "forbidden") {
-		t.Fatalf("WaitForSync = %v, want a deadline error naming pods in %s", err, ns)
+	if err == nil || !apierrors.IsForbidden(err) || ctx.Err() != nil || !strings.Contains(err.Error(), "pods in "+ns) || !strings.Contains(err.Error(), "RBAC") {
+		t.Fatalf("WaitForSync = %v, want a Forbidden error naming pods in %s before the deadline", err, ns)
 	}
 }
 
@@ -542,7 +544,7 @@ func TestClientTimeoutDoesNotCutWatches(t *testing.T) {
 	verifyNoLeaks(t, c)
 	ns := newNamespace(t, c)
 	f := newFactory(t, c, informer.WithNamespaces(ns))
-	pods, err := informer.For[*corev1.Pod](f)
+	pods, err := informer.For[*corev1.Pod](t.Context(), f)
 	if err != nil {
 		t.Fatal(err)
 	}

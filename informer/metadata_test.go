@@ -28,7 +28,7 @@ func TestForMetadata(t *testing.T) {
 	createPod(t, c, pod(ns, "db-0", map[string]string{"app": "db"}))
 
 	f := newFactory(t, c, informer.WithNamespaces(ns))
-	pods, err := informer.ForMetadata(f, corev1.SchemeGroupVersion.WithResource("pods"))
+	pods, err := informer.ForMetadata(t.Context(), f, corev1.SchemeGroupVersion.WithResource("pods"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestForMetadata(t *testing.T) {
 	}
 
 	// Bad input is named.
-	if _, err := informer.ForMetadata(f, corev1.SchemeGroupVersion.WithResource("nopes")); err == nil || !strings.Contains(err.Error(), "ForMetadata(nopes/v1)") {
+	if _, err := informer.ForMetadata(t.Context(), f, corev1.SchemeGroupVersion.WithResource("nopes")); err == nil || !strings.Contains(err.Error(), "ForMetadata(nopes/v1)") {
 		t.Fatalf("ForMetadata(nopes) = %v", err)
 	}
 	for _, err := range client.ListMetadata(context.Background(), c, metav1.SchemeGroupVersion.WithResource(""), "") {

@@ -30,6 +30,7 @@ type options struct {
 	transformSet   int
 	dropManaged    bool
 	dropManagedSet bool
+	noNamespaces   bool // WithNamespaces() without arguments
 
 	// parsed by validate
 	labels labels.Selector
@@ -42,6 +43,9 @@ func defaultOptions() options {
 
 func (o *options) validate() error {
 	var errs []error
+	if o.noNamespaces {
+		errs = append(errs, errors.New("WithNamespaces(): no namespace given; name at least one, or omit the option to watch all namespaces"))
+	}
 	seen := map[string]bool{}
 	for _, ns := range o.namespaces {
 		switch {
@@ -90,9 +94,16 @@ func (o *options) validate() error {
 // each resource gets one informer per namespace (one list and one watch
 // each) behind a single [Lister] that merges their contents, so RBAC that
 // allows only those namespaces is enough. Cluster-scoped resources ignore
-// this option. The option may be repeated; names add up.
+// this option. The option may be repeated; names add up. Calling it with no
+// namespace is an error from [New] (all namespaces is the default: omit the
+// option).
 func WithNamespaces(namespaces ...string) Option {
-	return optionFunc(func(o *options) { o.namespaces = append(o.namespaces, namespaces...) })
+	return optionFunc(func(o *options) {
+		if len(namespaces) == 0 {
+			o.noNamespaces = true
+		}
+		o.namespaces = append(o.namespaces, namespaces...)
+	})
 }
 
 // WithLabelSelector makes every informer of the factory list and watch only

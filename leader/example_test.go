@@ -57,7 +57,7 @@ func ExampleRun_informerAndQueue() {
 		return
 	}
 	defer f.Shutdown()
-	cms, err := informer.For[*corev1.ConfigMap](f)
+	cms, err := informer.For[*corev1.ConfigMap](ctx, f)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -29,6 +29,11 @@
 // Lines print as INFO or ERROR: V-levels are INFO with a "v" field holding
 // the level ({"level":"INFO","v":6,...}); errors carry the error as "err"
 // and, by default, a stack trace. Info lines never carry stack traces.
+// Malformed key/value pairs do not change that: zapr on its own writes a
+// separate DPANIC line with a stack trace for an odd number of arguments or
+// a non-string key and drops the rest of the pairs; this Logger repairs them
+// instead, as klog's text format does: a key without a value gets
+// "(MISSING)", a non-string key is printed with %v, and every pair is kept.
 //
 // # Options
 //
@@ -80,8 +85,10 @@
 //
 // # Errors
 //
-// [New] fails with an error naming the fix for an unknown format, a
-// verbosity outside 0..[MaxVerbosity], a file that cannot be opened (missing
+// [New] fails with an error naming the fix for an unknown format (an empty
+// one means json, in [WithFormat] as in [Flags]), a time layout without a
+// time element ([WithTimeLayout]("garbage")), a verbosity outside
+// 0..[MaxVerbosity], a file that cannot be opened (missing
 // directory, no permission, a directory), a nil output, or [WithFlags]
 // combined with the options it replaces. The flag values reject bad input
 // while parsing, so "-v=-1" fails at parse time with the flag's name.

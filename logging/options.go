@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // Format names for [WithFormat] and the --log-format flag.
@@ -68,15 +69,18 @@ func (o *options) validate() error {
 			return fmt.Errorf("logging: WithFlags conflicts with %s: the flags already set verbosity, format and file (drop one of them)", strings.Join(o.explicit, ", "))
 		}
 		o.verbosity, o.format, o.file = o.flags.Verbosity, o.flags.Format, o.flags.File
-		if o.format == "" {
-			o.format = FormatJSON
-		}
+	}
+	if o.format == "" {
+		o.format = FormatJSON // WithFormat("") and an empty Flags.Format alike
 	}
 	var errs []error
 	if err := checkVerbosity(o.verbosity); err != nil {
 		errs = append(errs, err)
 	}
 	if err := checkFormat(o.format); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkTimeLayout(o.timeLayout); err != nil {
 		errs = append(errs, err)
 	}
 	if o.output == nil {
@@ -100,6 +104,23 @@ func checkFormat(f string) error {
 	return fmt.Errorf("logging: unknown log format %q: use %q or %q", f, FormatJSON, FormatConsole)
 }
 
+// checkTimeLayout rejects a layout without a single time element, such as
+// "garbage", which would stamp every line with the same text.
+func checkTimeLayout(layout string) error {
+	if layout == "" {
+		return nil
+	}
+	ref := time.Date(2001, 2, 3, 4, 5, 6, 7e6, time.UTC)
+	out := ref.Format(layout)
+	if out == layout {
+		return fmt.Errorf("logging: WithTimeLayout(%q): the layout has no time element, so every line would carry the same text; use a time.Format layout such as %q (the default), time.RFC3339Nano, or \"\" to leave time stamps out", layout, DefaultTimeLayout)
+	}
+	if _, err := time.Parse(layout, out); err != nil {
+		return fmt.Errorf("logging: WithTimeLayout(%q): not a usable time.Format layout (%v); use one such as %q (the default) or time.RFC3339Nano", layout, err, DefaultTimeLayout)
+	}
+	return nil
+}
+
 // WithVerbosity sets the one verbosity knob, with klog semantics: V(n) lines
 // are written when n <= v. zap's level is set to -v to match, because zapr
 // turns V(n) into zap level -n. Default 0 (only V(0), Info and Error lines);
@@ -109,7 +130,8 @@ func WithVerbosity(v int) Option {
 }
 
 // WithFormat sets the encoding: [FormatJSON] (default) or [FormatConsole].
-// Conflicts with [WithFlags].
+// An empty format means json, as an empty [Flags.Format] does; anything else
+// is an error from [New]. Conflicts with [WithFlags].
 func WithFormat(format string) Option {
 	return optionFunc(func(o *options) { o.format = format; o.explicit = append(o.explicit, "WithFormat") })
 }
@@ -131,7 +153,8 @@ func WithFile(path string) Option {
 
 // WithTimeLayout sets the time.Format layout of each line's time stamp.
 // Default [DefaultTimeLayout]; "" leaves the time stamp out (handy in tests
-// and examples, or under a collector that adds its own).
+// and examples, or under a collector that adds its own). A layout with no
+// time element ("garbage") is an error from [New].
 func WithTimeLayout(layout string) Option {
 	return optionFunc(func(o *options) { o.timeLayout = layout })
 }

@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/go-logr/logr"
@@ -48,15 +49,47 @@ func (s *levelSink) Init(ri logr.RuntimeInfo) { s.sink.Init(ri) }
 func (s *levelSink) Enabled(level int) bool { return level <= s.v }
 
 func (s *levelSink) Info(level int, msg string, keysAndValues ...any) {
-	s.sink.Info(level, msg, keysAndValues...)
+	s.sink.Info(level, msg, fixKV(keysAndValues)...)
 }
 
 func (s *levelSink) Error(err error, msg string, keysAndValues ...any) {
-	s.sink.Error(err, msg, keysAndValues...)
+	s.sink.Error(err, msg, fixKV(keysAndValues)...)
 }
 
 func (s *levelSink) WithValues(keysAndValues ...any) logr.LogSink {
-	return &levelSink{sink: s.sink.WithValues(keysAndValues...), v: s.v}
+	return &levelSink{sink: s.sink.WithValues(fixKV(keysAndValues)...), v: s.v}
+}
+
+// missingValue stands for the value of a trailing key without one, as in
+// klog's text output.
+const missingValue = "(MISSING)"
+
+// fixKV repairs what zapr would turn into a separate DPANIC line with a
+// stack trace (and then drop the remaining pairs): an odd number of
+// arguments gets missingValue for the last key, and a key that is not a
+// string is printed with %v. Well-formed pairs, the common case, are
+// returned as they are, without allocating.
+func fixKV(kv []any) []any {
+	ok := len(kv)%2 == 0
+	for i := 0; ok && i < len(kv); i += 2 {
+		_, ok = kv[i].(string)
+	}
+	if ok {
+		return kv
+	}
+	out := make([]any, 0, len(kv)+1)
+	for i := 0; i < len(kv); i += 2 {
+		key, isString := kv[i].(string)
+		if !isString {
+			key = fmt.Sprintf("%v", kv[i])
+		}
+		var v any = missingValue
+		if i+1 < len(kv) {
+			v = kv[i+1]
+		}
+		out = append(out, key, v)
+	}
+	return out
 }
 
 func (s *levelSink) WithName(name string) logr.LogSink {

@@ -152,7 +152,9 @@ func WithOnDrop[T comparable](fn func(item T, err error)) Option {
 }
 
 // WithLogger sets the logger [Queue.Run] uses for failed, panicking and
-// dropped items. Default: klog.FromContext of the context given to Run.
+// dropped items. Default: klog.FromContext of the context given to Run, which
+// is klog.Background() unless the context carries a logger (kubekit's rule in
+// every package, so logging.RouteKlog captures it).
 func WithLogger(l logr.Logger) Option {
 	return optionFunc(func(o *options) { o.logger, o.loggerSet = l, true })
 }

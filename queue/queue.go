@@ -135,8 +135,14 @@ func (q *Queue[T]) Add(item T) { q.q.Add(item) }
 func (q *Queue[T]) AddAfter(item T, delay time.Duration) { q.q.AddAfter(item, delay) }
 
 // AddRateLimited adds item after the delay the rate limiter gives it (its
-// per-item backoff, paced by the overall bucket). Ignored after ShutDown.
-func (q *Queue[T]) AddRateLimited(item T) { q.q.AddRateLimited(item) }
+// per-item backoff, paced by the overall bucket). Ignored after ShutDown: the
+// rate limiter is not consulted, so no requeue is counted and no token spent.
+func (q *Queue[T]) AddRateLimited(item T) {
+	if q.q.ShuttingDown() {
+		return
+	}
+	q.q.AddRateLimited(item)
+}
 
 // Forget resets item's backoff. It does not remove the item from the queue
 // and does not replace Done.
@@ -161,12 +167,20 @@ func (q *Queue[T]) Len() int { return q.q.Len() }
 
 // ShutDown makes the queue ignore new items; Get keeps returning the items
 // already queued, then returns shutdown=true. Items waiting in AddAfter are
-// discarded. It does not wait for items being processed (see [Queue.Drain]).
-func (q *Queue[T]) ShutDown() { q.q.ShutDown() }
+// discarded. It does not wait for items being processed (see [Queue.Drain]),
+// and, as client-go's plain queue documents, it releases a
+// [Queue.ShutDownWithDrain] that is still waiting. It may be called more than
+// once.
+func (q *Queue[T]) ShutDown() {
+	q.q.ShutDown()
+	// The delaying layer's ShutDown runs once; the plain layer's releases a
+	// waiting ShutDownWithDrain every time.
+	q.base.ShutDown()
+}
 
 // ShutDownWithDrain is client-go's ShutDownWithDrain: like ShutDown, but it
-// blocks until every item handed out by Get is Done, with no bound. Prefer
-// [Queue.Drain].
+// blocks until every item handed out by Get is Done or until [Queue.ShutDown]
+// is called. Prefer [Queue.Drain], which takes a bound.
 func (q *Queue[T]) ShutDownWithDrain() {
 	q.q.ShutDownWithDrain()
 	// client-go's drain does not stop the delaying layer's goroutine; this does.

@@ -113,10 +113,10 @@ type ReconcileFunc[T comparable] func(ctx context.Context, item T) (Result, erro
 // can be Run once; after Run it is shut down.
 func (q *Queue[T]) Run(ctx context.Context, workers int, reconcile ReconcileFunc[T]) error {
 	if workers < 1 {
-		return fmt.Errorf("queue.Run: workers=%d: need at least 1", workers)
+		return fmt.Errorf("queue.Run: workers=%d: need at least 1 (one goroutine per worker)", workers)
 	}
 	if reconcile == nil {
-		return errors.New("queue.Run: nil reconcile func")
+		return errors.New("queue.Run: nil reconcile func: pass a func(ctx, item) (queue.Result, error)")
 	}
 	if !q.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("queue.Run: %w", ErrAlreadyRunning)

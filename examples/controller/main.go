@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	out := &syncWriter{w: stdout}
-	ctrl, err := newController(c, out)
+	ctrl, err := newController(ctx, c, out)
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ type controller struct {
 	out       *syncWriter
 }
 
-func newController(c *client.Client, out *syncWriter) (*controller, error) {
+func newController(ctx context.Context, c *client.Client, out *syncWriter) (*controller, error) {
 	// Two factories, because a factory's label selector applies to all its
 	// informers: one sees only sources, one only mirrors. Removing the
 	// mirror label makes the source leave the first informer's selection,
@@ -130,11 +130,11 @@ func newController(c *client.Client, out *syncWriter) (*controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	sources, err := informer.For[*corev1.ConfigMap](srcFactory)
+	sources, err := informer.For[*corev1.ConfigMap](ctx, srcFactory)
 	if err != nil {
 		return nil, err
 	}
-	mirrors, err := informer.For[*corev1.ConfigMap](mirFactory)
+	mirrors, err := informer.For[*corev1.ConfigMap](ctx, mirFactory)
 	if err != nil {
 		return nil, err
 	}

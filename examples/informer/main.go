@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Shutdown()
-	inf, err := informer.ForResource(f, schema.ParseGroupResource(*resource).WithVersion(""))
+	inf, err := informer.ForResource(ctx, f, schema.ParseGroupResource(*resource).WithVersion(""))
 	if err != nil {
 		return err
 	}

@@ -130,6 +130,9 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	defer c.Close()
 
 	ms, readErr := client.ReadManifests(ctx, f.files, client.Recursive(f.recursive), client.Stdin(stdin))
+	if errors.Is(readErr, client.ErrNoObjects) {
+		readErr = nil // reported below with kubectl's wording for the verb
+	}
 	// kubectl reports the errors it meets while reading and mapping
 	// objects first, then the API errors, each group in input order. Plain
 	// errors get an "error: " prefix only when alone.
