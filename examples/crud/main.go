@@ -48,6 +48,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/kubekit/kubekit/client"
@@ -122,8 +123,8 @@ type walk struct {
 	created []client.Object
 }
 
-// step runs fn and prints "<name>: ok[ (detail)]"; an error names the step.
-func (w *walk) step(name string, fn func() (string, error)) error {
+// do runs fn and prints "<name>: ok[ (detail)]"; an error names the step.
+func (w *walk) do(name string, fn func() (string, error)) error {
 	detail, err := fn()
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -153,7 +154,7 @@ type step struct {
 func (w *walk) all(ctx context.Context) error {
 	for _, steps := range [][]step{w.namespace(ctx), w.configMap(ctx), w.deployment(ctx)} {
 		for _, s := range steps {
-			if err := w.step(s.name, s.fn); err != nil {
+			if err := w.do(s.name, s.fn); err != nil {
 				return err
 			}
 		}
@@ -195,11 +196,13 @@ func (w *walk) namespace(ctx context.Context) []step {
 		}},
 		{"Namespace.Update " + name, func() (string, error) {
 			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-			if err := c.Get(ctx, ns); err != nil {
-				return "", err
-			}
-			ns.Labels["a"] = "b" // the server always sets kubernetes.io/metadata.name
-			if err := c.Update(ctx, ns); err != nil {
+			err := w.update(ctx, ns, func() {
+				if ns.Labels == nil {
+					ns.Labels = map[string]string{}
+				}
+				ns.Labels["a"] = "b"
+			})
+			if err != nil {
 				return "", err
 			}
 			return "", check(ns.Labels["a"] == "b", "label a=%q, want b", ns.Labels["a"])
@@ -268,11 +271,7 @@ func (w *walk) configMap(ctx context.Context) []step {
 		}},
 		{"ConfigMap.Update " + cmName, func() (string, error) {
 			cm := key()
-			if err := c.Get(ctx, cm); err != nil {
-				return "", err
-			}
-			cm.Data["greeting"] = "hi"
-			if err := c.Update(ctx, cm); err != nil {
+			if err := w.update(ctx, cm, func() { cm.Data["greeting"] = "hi" }); err != nil {
 				return "", err
 			}
 			return "", data(cm, map[string]string{"greeting": "hi"})
@@ -369,11 +368,7 @@ func (w *walk) deployment(ctx context.Context) []step {
 		}},
 		{"Deployment.Update " + deployName, func() (string, error) {
 			d := key()
-			if err := c.Get(ctx, d); err != nil {
-				return "", err
-			}
-			d.Spec.Replicas = ptr.To[int32](2)
-			if err := c.Update(ctx, d); err != nil {
+			if err := w.update(ctx, d, func() { d.Spec.Replicas = ptr.To[int32](2) }); err != nil {
 				return "", err
 			}
 			return "", state(d, 2, map[string]string{"web": "nginx:1.27", "sidecar": "busybox:1.37"})
@@ -424,12 +419,29 @@ func (w *walk) deployment(ctx context.Context) []step {
 	}
 }
 
+// update reads obj, lets change modify it and writes it back, as the
+// tutorial's Update does, retrying when another writer (a controller updating
+// status) moved the resourceVersion between the Get and the Update.
+func (w *walk) update(ctx context.Context, obj client.Object, change func()) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := w.c.Get(ctx, obj); err != nil {
+			return err
+		}
+		change()
+		return w.c.Update(ctx, obj)
+	})
+}
+
 // deleteAll deletes what the walk created, newest first, printing a step line
 // for each.
 func (w *walk) deleteAll(ctx context.Context) error {
 	for len(w.created) > 0 {
 		obj := w.created[len(w.created)-1]
-		if err := w.step(kindOf(obj)+".Delete "+obj.GetName(), func() (string, error) { return "", w.delete(ctx, obj) }); err != nil {
+		gvk, err := client.GVKFor(obj)
+		if err != nil {
+			return err
+		}
+		if err := w.do(gvk.Kind+".Delete "+obj.GetName(), func() (string, error) { return "", w.delete(ctx, obj) }); err != nil {
 			return err
 		}
 		w.created = w.created[:len(w.created)-1]
@@ -466,16 +478,4 @@ func (w *walk) delete(ctx context.Context, obj client.Object) error {
 	}
 	_, isNS := obj.(*corev1.Namespace)
 	return check(isNS && after.GetDeletionTimestamp() != nil, "%s still exists after Delete", obj.GetName())
-}
-
-func kindOf(obj client.Object) string {
-	switch obj.(type) {
-	case *corev1.Namespace:
-		return "Namespace"
-	case *corev1.ConfigMap:
-		return "ConfigMap"
-	case *appsv1.Deployment:
-		return "Deployment"
-	}
-	return fmt.Sprintf("%T", obj)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -92,7 +93,9 @@ func runCrud(t *testing.T, kubeconfig string, args ...string) (string, string, e
 
 func TestWalkCleansUp(t *testing.T) {
 	k := exampletest.Kube(t, env.Config())
+	before := goleak.IgnoreCurrent()
 	out, errOut, err := runCrud(t, env.KubeconfigPath(), "-n", "crud-walk")
+	goleak.VerifyNone(t, before) // run closes its connections
 	if err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}

@@ -183,7 +183,7 @@ func list(ctx context.Context, c *client.Client, m *meta.RESTMapping, f *flags, 
 	start := time.Now()
 	var info client.ListInfo
 	opts := []client.ListOption{client.PageSize(f.pageSize), client.LabelSelector(f.selector), client.WithListInfo(&info)}
-	var ri = c.Dynamic().Resource(m.Resource)
+	ri := c.Dynamic().Resource(m.Resource)
 	for obj, err := range client.ListDynamic(ctx, ri.Namespace(f.namespace), opts...) {
 		if err != nil {
 			return fmt.Errorf("list %s after %d objects: %w", f.resource, info.Items, err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -86,7 +87,9 @@ func TestCreateThenListPaged(t *testing.T) {
 	k := exampletest.Kube(t, env.Config())
 	const ns = "list-paged"
 	namespace(t, k, ns)
+	before := goleak.IgnoreCurrent()
 	out, errOut, err := runList(t, "--resource", "configmaps", "-n", ns, "--create", "45", "--prefix", "cm-")
+	goleak.VerifyNone(t, before) // the worker pool is joined, connections closed
 	if err != nil {
 		t.Fatalf("create: %v\n%s", err, errOut)
 	}
