@@ -17,6 +17,10 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
+	if os.Getenv("VERSION_TEST_MAIN") == "1" { // the test binary as the program (TestInCluster)
+		main()
+		os.Exit(0)
+	}
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
 }
 
