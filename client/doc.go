@@ -32,6 +32,10 @@
 // Throttling: [WithQPS] (default 50) and [WithBurst] (default 100) replace
 // client-go's 5/10; [WithRateLimit](false) leaves flow control to the server.
 //
+// Warnings the API server sends (deprecations and the like) are logged once
+// each on the client's logger; [WithWarningHandler] replaces that, e.g. with
+// [WarningWriter] to print them as kubectl does.
+//
 // # Lists
 //
 // [List] streams the items of any typed or dynamic List call page by page
@@ -71,8 +75,17 @@
 // alias-bomb protection; every bad document is a [*ManifestError] naming its
 // source and index. [Client.ApplyManifests] applies Namespaces, then CRDs
 // (waiting until they are Established), then the rest; [Client.DeleteManifests]
-// deletes in reverse. Both attempt every object and report each result in
-// input order, like kubectl apply -f.
+// deletes in reverse, with propagation Background unless [PropagationPolicy]
+// says otherwise, as kubectl delete does. Both attempt every object and report
+// each result in input order, like kubectl apply -f.
+//
+// # Waiting
+//
+// [Client.Wait] polls a set of objects until they satisfy a [Condition]:
+// [ForReady] (kstatus: Current, InProgress, Failed, Terminating, NotFound
+// with kstatus's message), [ForDeleted] (gone, or re-created with a new uid)
+// or [ForCondition] (a status condition, as kubectl wait --for=condition).
+// [OnStatus] reports each change; ctx bounds the wait.
 //
 // # Errors
 //

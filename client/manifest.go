@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // DefaultEstablishTimeout is how long ApplyManifests waits for a CRD to be
@@ -181,6 +183,10 @@ func (c *Client) waitServed(parent context.Context, crd *unstructured.Unstructur
 // resources and other objects last to first, then CRDs, then Namespaces. It
 // keeps going after a failure (a missing object is a NotFound error, see
 // [IgnoreNotFound]); results are in input order and the error joins them.
+// Dependents are deleted in the background unless [PropagationPolicy] says
+// otherwise, as with kubectl delete. Each result's Object carries the uid the
+// server reported, so [Client.Wait] with [ForDeleted] can tell the deleted
+// object from one re-created since, as kubectl delete --wait does.
 func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...WriteOption) ([]ManifestResult, error) {
 	o, err := newWriteOptions("DeleteManifests", opts)
 	if err != nil {
@@ -206,9 +212,13 @@ func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...Wri
 			r.Err = &ManifestError{Manifest: ms[i], Err: err}
 			continue
 		}
-		if _, err := c.delete(ctx, t, &o); err != nil {
+		body, err := c.delete(ctx, t, &o)
+		if err != nil {
 			r.Err = &ManifestError{Manifest: ms[i], Err: err, Ref: t.String()}
 			continue
+		}
+		if uid := deletedUID(body); uid != "" {
+			obj.SetUID(uid)
 		}
 		r.Outcome, r.Object, r.Existed = Deleted, obj, true
 	}
@@ -223,4 +233,25 @@ func joinResults(rs []ManifestResult) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deletedUID is the uid in a delete's answer: the object itself (still
+// there, with finalizers) or a Status whose details name it.
+func deletedUID(body []byte) types.UID {
+	var m struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			UID types.UID `json:"uid"`
+		} `json:"metadata"`
+		Details struct {
+			UID types.UID `json:"uid"`
+		} `json:"details"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	if m.Kind == "Status" {
+		return m.Details.UID
+	}
+	return m.Metadata.UID
 }

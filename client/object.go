@@ -84,8 +84,12 @@ func (f FieldValidation) applyWrite(o *writeOptions) {
 	o.set["FieldValidation"] = true
 }
 
-// PropagationPolicy sets how Delete treats dependents: Orphan, Background
-// (the default for most kinds) or Foreground.
+// PropagationPolicy sets how Delete and DeleteManifests treat dependents:
+// Background (the default, as kubectl's --cascade=background: the object goes
+// at once and the garbage collector deletes its dependents), Foreground (the
+// object stays, with a foregroundDeletion finalizer, until its blocking
+// dependents are gone) or Orphan (dependents are kept). kubekit always sends
+// a policy: left to itself the API server orphans the Pods of a Job.
 type PropagationPolicy metav1.DeletionPropagation
 
 func (p PropagationPolicy) applyWrite(o *writeOptions) {
@@ -464,7 +468,11 @@ func (c *Client) Delete(ctx context.Context, obj Object, opts ...WriteOption) er
 }
 
 func (c *Client) delete(ctx context.Context, t target, o *writeOptions) ([]byte, error) {
-	del := metav1.DeleteOptions{PropagationPolicy: o.propagation, GracePeriodSeconds: o.gracePeriod}
+	policy := metav1.DeletePropagationBackground
+	if o.propagation != nil {
+		policy = *o.propagation
+	}
+	del := metav1.DeleteOptions{PropagationPolicy: &policy, GracePeriodSeconds: o.gracePeriod}
 	if o.dryRun {
 		del.DryRun = []string{metav1.DryRunAll}
 	}

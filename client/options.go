@@ -49,6 +49,8 @@ type options struct {
 	inClusterConfig func() (*rest.Config, error) // for tests
 	homeDir         func() (string, error)       // for tests
 	getenv          func(string) string          // for tests
+	warnings        rest.WarningHandlerWithContext
+	warningsSet     bool
 }
 
 func defaultOptions() options {
@@ -102,6 +104,9 @@ func (o *options) validate() error {
 	}
 	if o.noRateLimit && (o.qpsSet || o.burstSet) {
 		errs = append(errs, errors.New("WithRateLimit(false) conflicts with WithQPS/WithBurst"))
+	}
+	if o.warningsSet && o.warnings == nil {
+		errs = append(errs, errors.New("WithWarningHandler(nil): the handler is nil; pass rest.NoWarnings{} to drop API warnings, or omit the option to log them"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("client: invalid options: %w", errors.Join(errs...))
@@ -176,3 +181,14 @@ func WithUserAgent(ua string) Option { return optionFunc(func(o *options) { o.us
 // WithLogger sets the logger kubekit uses for this client (source resolution,
 // RESTMapper refreshes). Default: discard.
 func WithLogger(l logr.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
+
+// WithWarningHandler sets what happens to the warnings the API server sends
+// with its answers (deprecated APIs, "child pods are preserved...", unknown
+// fields with FieldValidation("Warn")). Default: each distinct warning is
+// logged once on the client's logger ([WithLogger]); a handler set on
+// WithRESTConfig's config is kept. kubectl prints them on stderr as
+// "Warning: <text>": use [WarningWriter] with rest.NewWarningWriter for that,
+// or rest.NoWarnings{} to drop them.
+func WithWarningHandler(h rest.WarningHandlerWithContext) Option {
+	return optionFunc(func(o *options) { o.warnings = h; o.warningsSet = true })
+}

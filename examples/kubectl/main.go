@@ -12,8 +12,10 @@
 // "kubekit" unless --field-manager says otherwise) and reports
 // created/configured/unchanged from the server's answers; objects are applied
 // Namespaces first, then CRDs (waiting until they are served), then the rest,
-// so a directory may hold a CRD and its resources; delete does not wait for
-// finalizers.
+// so a directory may hold a CRD and its resources. As with kubectl, delete
+// uses --cascade=background unless told otherwise and waits for the objects
+// to be gone (--wait, --timeout); API warnings are printed on stderr as
+// "Warning: <text>".
 package main
 
 import (
@@ -23,12 +25,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubekit/kubekit/client"
 )
@@ -57,6 +63,9 @@ type flags struct {
 	dryRun       string
 	fieldManager string
 	force        bool
+	cascade      string
+	wait         bool
+	timeout      time.Duration
 	kube         client.Flags
 }
 
@@ -97,6 +106,10 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		},
 	}
 	fileFlags(del, "delete")
+	del.Flags().StringVar(&f.cascade, "cascade", "background", `Must be "background", "orphan", or "foreground". Selects the deletion cascading strategy for the dependents (e.g. Pods created by a ReplicationController). Defaults to background.`)
+	del.Flags().Lookup("cascade").NoOptDefVal = "background"
+	del.Flags().BoolVar(&f.wait, "wait", true, "If true, wait for resources to be gone before returning. This waits for finalizers.")
+	del.Flags().DurationVar(&f.timeout, "timeout", 0, "The length of time to wait before giving up on a delete, zero means wait forever (a week)")
 	root.AddCommand(apply, del)
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -123,7 +136,14 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	default:
 		return fmt.Errorf(`invalid dry-run value (%s). Must be "none", "server", or "client"`, f.dryRun)
 	}
-	c, err := client.New(f.kube.Options()...)
+	if verb == "delete" {
+		policy, err := parseCascade(f.cascade, stderr)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, client.PropagationPolicy(policy))
+	}
+	c, err := newClient(f, stderr)
 	if err != nil {
 		return err
 	}
@@ -193,6 +213,8 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	}
 	failed = append(early, failed...)
 	switch {
+	case len(failed) == 0 && verb == "delete" && f.wait && f.dryRun != "server":
+		return waitDeleted(ctx, c, results, f.timeout)
 	case len(failed) == 0:
 		return nil
 	case len(failed) == 1 && len(early) == 1:
@@ -278,4 +300,58 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// newClient builds the client; API warnings go to stderr as kubectl prints
+// them ("Warning: <text>"), each once.
+func newClient(f flags, stderr io.Writer) (*client.Client, error) {
+	w := rest.NewWarningWriter(stderr, rest.WarningWriterOptions{Deduplicate: true})
+	return client.New(append(f.kube.Options(), client.WithWarningHandler(client.WarningWriter(w)))...)
+}
+
+// parseCascade reads --cascade as kubectl does, booleans included.
+func parseCascade(v string, stderr io.Writer) (metav1.DeletionPropagation, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		switch v {
+		case "orphan":
+			return metav1.DeletePropagationOrphan, nil
+		case "foreground":
+			return metav1.DeletePropagationForeground, nil
+		case "background":
+			return metav1.DeletePropagationBackground, nil
+		}
+		return "", fmt.Errorf(`invalid cascade value (%v). Must be "background", "foreground", or "orphan"`, v)
+	}
+	if b {
+		fmt.Fprintf(stderr, "warning: --cascade=%v is deprecated (boolean value) and can be replaced with --cascade=%s.\n", v, "background")
+		return metav1.DeletePropagationBackground, nil
+	}
+	fmt.Fprintf(stderr, "warning: --cascade=%v is deprecated (boolean value) and can be replaced with --cascade=%s.\n", v, "orphan")
+	return metav1.DeletePropagationOrphan, nil
+}
+
+// waitDeleted waits, as kubectl delete --wait does, until the deleted
+// objects are gone (timeout 0: a week). Like kubectl it names the first
+// object still there on timeout, and does not fail when waiting is forbidden.
+func waitDeleted(ctx context.Context, c *client.Client, results []client.ManifestResult, timeout time.Duration) error {
+	if timeout == 0 {
+		timeout = 168 * time.Hour
+	}
+	var objs []client.Object
+	for _, r := range results {
+		objs = append(objs, r.Object)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := c.Wait(ctx, objs, client.ForDeleted())
+	var werr *client.WaitError
+	switch {
+	case err == nil, apierrors.IsForbidden(err), apierrors.IsMethodNotSupported(err):
+		return nil
+	case errors.As(err, &werr) && errors.Is(werr.Err, context.DeadlineExceeded) && len(werr.Pending) > 0:
+		p := werr.Pending[0]
+		return fmt.Errorf("timed out waiting for the condition on %s/%s", p.Resource.Resource, p.Object.GetName())
+	}
+	return err
 }
