@@ -46,6 +46,8 @@ type WaitResult struct {
 type Condition struct {
 	name string
 	err  error // a bad argument to ForCondition
+	// mustExist makes a missing object an error (NotFound).
+	mustExist bool
 	// met reports whether live (nil when not found) satisfies the
 	// condition for want; an error stops the wait.
 	met func(live *unstructured.Unstructured, want Object) (bool, error)
@@ -89,10 +91,7 @@ func ForCondition(name string) Condition {
 	if typ == "" || value == "" {
 		err = fmt.Errorf("client: ForCondition(%q): want a condition type, optionally with a value: \"Available\" or \"Ready=False\"", name)
 	}
-	return Condition{name: "condition=" + name, err: err, met: func(live *unstructured.Unstructured, want Object) (bool, error) {
-		if live == nil {
-			return false, apierrors.NewNotFound(schema.GroupResource{}, want.GetName())
-		}
+	return Condition{name: "condition=" + name, err: err, mustExist: true, met: func(live *unstructured.Unstructured, _ Object) (bool, error) {
 		conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
 		for _, cd := range conds {
 			m, _ := cd.(map[string]any)
@@ -231,6 +230,9 @@ func (c *Client) Wait(ctx context.Context, objs []Object, cond Condition, opts .
 			}
 			next := *r
 			if live == nil {
+				if cond.mustExist {
+					return results, fmt.Errorf("client: Wait for %s: %w", cond, apierrors.NewNotFound(targets[i].mapping.Resource.GroupResource(), targets[i].name))
+				}
 				next.Status, next.Message = NotFound, "Resource not found"
 			} else {
 				res := computeStatus(live)

@@ -1,4 +1,4 @@
-// Command kubectl is a small kubectl for "apply -f" and "delete -f", built on
+// Command kubectl is a small kubectl for "apply -f", "delete -f" and "wait -f", built on
 // kubekit's manifest support. It prints what real kubectl prints:
 //
 //	$ go run ./examples/kubectl apply -f examples/kubectl/testdata/demo
@@ -66,6 +66,7 @@ type flags struct {
 	cascade      string
 	wait         bool
 	timeout      time.Duration
+	waitFor      string
 	kube         client.Flags
 }
 
@@ -110,7 +111,19 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	del.Flags().Lookup("cascade").NoOptDefVal = "background"
 	del.Flags().BoolVar(&f.wait, "wait", true, "If true, wait for resources to be gone before returning. This waits for finalizers.")
 	del.Flags().DurationVar(&f.timeout, "timeout", 0, "The length of time to wait before giving up on a delete, zero means wait forever (a week)")
-	root.AddCommand(apply, del)
+	wait := &cobra.Command{
+		Use:   "wait -f FILENAME --for=ready|delete|condition=NAME[=VALUE]",
+		Short: "wait until the objects named in manifests are ready, deleted or have a condition",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return waitCmd(cmd.Context(), f, stdin, stdout, stderr)
+		},
+	}
+	wait.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "file, directory or - (stdin) with the manifests to wait for; repeatable")
+	wait.Flags().BoolVarP(&f.recursive, "recursive", "R", false, "also read subdirectories of directories given with -f")
+	wait.Flags().StringVar(&f.waitFor, "for", "", `"ready" (kstatus: Current), "delete", or "condition=NAME[=VALUE]"`)
+	wait.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "The length of time to wait before giving up")
+	root.AddCommand(apply, del, wait)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -354,4 +367,84 @@ func waitDeleted(ctx context.Context, c *client.Client, results []client.Manifes
 		return fmt.Errorf("timed out waiting for the condition on %s/%s", p.Resource.Resource, p.Object.GetName())
 	}
 	return err
+}
+
+// waitCmd is "wait": like kubectl wait, with --for=ready for kstatus
+// readiness. It prints a line per object as its status changes (ready) or
+// when its condition is met (delete, condition=), and fails naming the
+// objects that timed out or Failed.
+func waitCmd(ctx context.Context, f flags, stdin io.Reader, stdout, stderr io.Writer) error {
+	var cond client.Condition
+	switch {
+	case f.waitFor == "ready":
+		cond = client.ForReady()
+	case f.waitFor == "delete":
+		cond = client.ForDeleted()
+	case strings.HasPrefix(f.waitFor, "condition="):
+		cond = client.ForCondition(strings.TrimPrefix(f.waitFor, "condition="))
+	case f.waitFor == "":
+		return errors.New("--for must be given: ready, delete or condition=NAME[=VALUE]")
+	default:
+		return fmt.Errorf("unrecognized condition: %q (use ready, delete or condition=NAME[=VALUE])", f.waitFor)
+	}
+	if len(f.files) == 0 {
+		return errors.New("must specify -f (a file, a directory or - for stdin)")
+	}
+	if f.timeout < 0 {
+		return fmt.Errorf("--timeout=%v: must not be negative", f.timeout)
+	}
+	ms, err := client.ReadManifests(ctx, f.files, client.Recursive(f.recursive), client.Stdin(stdin))
+	if err != nil {
+		return err
+	}
+	if len(ms) == 0 {
+		return errors.New("no matching resources found")
+	}
+	c, err := newClient(f, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	objs := make([]client.Object, len(ms))
+	for i, m := range ms {
+		objs[i] = m.Object
+	}
+	opts := []client.WaitOption{client.OnStatus(func(r client.WaitResult) {
+		switch {
+		case f.waitFor == "ready" && r.Message != "":
+			fmt.Fprintf(stdout, "%s %s: %s\n", r.Name, r.Status, r.Message)
+		case f.waitFor == "ready":
+			fmt.Fprintf(stdout, "%s %s\n", r.Name, r.Status)
+		case r.Done:
+			fmt.Fprintf(stdout, "%s condition met\n", r.Name)
+		}
+	})}
+	if f.namespace != "" {
+		opts = append(opts, client.InNamespace(f.namespace))
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	_, err = c.Wait(ctx, objs, cond, opts...)
+	var werr *client.WaitError
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &status) && status.Status().Reason != "":
+		fmt.Fprintf(stderr, "Error from server (%s): %s\n", status.Status().Reason, status.Status().Message)
+		return errFailed
+	case !errors.As(err, &werr), werr.Err != nil && !errors.Is(werr.Err, context.DeadlineExceeded):
+		return err
+	}
+	for _, r := range werr.Failed {
+		fmt.Fprintf(stderr, "error: %s failed: %s\n", r.Name, r.Message)
+	}
+	if werr.Err != nil {
+		var names []string
+		for _, r := range werr.Pending {
+			names = append(names, r.Resource.Resource+"/"+r.Object.GetName())
+		}
+		fmt.Fprintf(stderr, "error: timed out waiting for the condition on %s\n", strings.Join(names, ", "))
+	}
+	return errFailed
 }
