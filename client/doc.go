@@ -79,6 +79,10 @@
 // says otherwise, as kubectl delete does. Both attempt every object and report
 // each result in input order, like kubectl apply -f.
 //
+// [Client.Diff] is kubectl diff --server-side: the live object against the
+// result of a dry-run apply, as YAML without managedFields, Secret data
+// masked, with [DiffResult.Unified] for a unified diff.
+//
 // # Waiting
 //
 // [Client.Wait] polls a set of objects until they satisfy a [Condition]:

@@ -141,6 +141,8 @@ func allowedOptions(verb string) []string {
 		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership"}
 	case "ApplyManifests":
 		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership", "EstablishTimeout"}
+	case "Diff":
+		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership"}
 	case "Delete", "DeleteManifests":
 		return []string{"PropagationPolicy", "GracePeriodSeconds", "InNamespace"}
 	}

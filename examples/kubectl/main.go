@@ -1,4 +1,4 @@
-// Command kubectl is a small kubectl for "apply -f", "delete -f" and "wait -f", built on
+// Command kubectl is a small kubectl for "apply -f", "delete -f", "diff -f" and "wait -f", built on
 // kubekit's manifest support. It prints what real kubectl prints:
 //
 //	$ go run ./examples/kubectl apply -f examples/kubectl/testdata/demo
@@ -23,8 +23,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,10 +49,33 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		os.Exit(1)
-	}
+	os.Exit(exitCode(err))
 }
+
+// exitError carries an exit status other than 1 (diff: 1 means
+// "differences found", so errors exit 2, as kubectl diff's do).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode is the process's exit status for execute's error.
+func exitCode(err error) int {
+	var e *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e.code
+	}
+	return 1
+}
+
+// errDiffers means diff found differences (exit 1, no message).
+var errDiffers = &exitError{code: 1, err: errors.New("differences found")}
 
 // run is execute reading "-" from the process's stdin.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -123,13 +149,31 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	wait.Flags().BoolVarP(&f.recursive, "recursive", "R", false, "also read subdirectories of directories given with -f")
 	wait.Flags().StringVar(&f.waitFor, "for", "", `"ready" (kstatus: Current), "delete", or "condition=NAME[=VALUE]"`)
 	wait.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "The length of time to wait before giving up")
-	root.AddCommand(apply, del, wait)
+	diff := &cobra.Command{
+		Use:   "diff -f FILENAME",
+		Short: "show what apply would change, as a unified diff of the live and the would-be objects",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := diffCmd(cmd.Context(), f, stdin, stdout, stderr); err != nil && err != errDiffers {
+				return &exitError{code: 2, err: err}
+			} else if err != nil {
+				return err
+			}
+			return nil
+		},
+	}
+	diff.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "file, directory or - (stdin) with the manifests to diff; repeatable")
+	diff.Flags().BoolVarP(&f.recursive, "recursive", "R", false, "also read subdirectories of directories given with -f")
+	diff.Flags().StringVar(&f.fieldManager, "field-manager", client.DefaultFieldManager, "name of the manager that would own the applied fields")
+	diff.Flags().BoolVar(&f.force, "force-conflicts", false, "take over fields other managers own in the dry run")
+	diff.Flags().Bool("server-side", true, "accepted for kubectl compatibility: the diff is always server-side")
+	root.AddCommand(apply, del, wait, diff)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err != nil && !errors.Is(err, errFailed) {
+	if err != nil && !errors.Is(err, errFailed) && err != errDiffers {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 	}
 	return err
@@ -447,4 +491,76 @@ func waitCmd(ctx context.Context, f flags, stdin io.Reader, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "error: timed out waiting for the condition on %s\n", strings.Join(names, ", "))
 	}
 	return errFailed
+}
+
+// diffCmd is "diff": kubectl diff's output (what "diff -u -N" prints for its
+// LIVE-* and MERGED-* temporary directories, one file per object named
+// group.version.Kind.namespace.name, in file name order) from a server-side
+// dry-run apply. It returns errDiffers when something would change.
+func diffCmd(ctx context.Context, f flags, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(f.files) == 0 {
+		return errors.New("must specify -f (a file, a directory or - for stdin)")
+	}
+	ms, err := client.ReadManifests(ctx, f.files, client.Recursive(f.recursive), client.Stdin(stdin))
+	if err != nil {
+		return err
+	}
+	c, err := newClient(f, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	opts := []client.WriteOption{client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict")}
+	if f.namespace != "" {
+		opts = append(opts, client.InNamespace(f.namespace))
+	}
+	results, err := c.Diff(ctx, ms, opts...)
+	if err != nil {
+		// kubectl diff stops at the first failing object.
+		err = flatten(err)[0]
+		if line, ok := invalidLine(err); ok {
+			fmt.Fprintln(stderr, line)
+			return errFailed
+		}
+		var status apierrors.APIStatus
+		if errors.As(err, &status) && status.Status().Reason != "" {
+			fmt.Fprintf(stderr, "Error from server (%s): %s\n", status.Status().Reason, status.Status().Message)
+			return errFailed
+		}
+		return err
+	}
+	live := filepath.Join(os.TempDir(), fmt.Sprintf("LIVE-%d", rand.Uint32()))
+	merged := filepath.Join(os.TempDir(), fmt.Sprintf("MERGED-%d", rand.Uint32()))
+	now := time.Now().Format("2006-01-02 15:04:05.000000000 -0700")
+	epoch := time.Unix(0, 0).Format("2006-01-02 15:04:05.000000000 -0700")
+	slices.SortStableFunc(results, func(a, b client.DiffResult) int { return strings.Compare(diffName(a), diffName(b)) })
+	differs := false
+	for _, r := range results {
+		if !r.Changed() {
+			continue
+		}
+		differs = true
+		name := diffName(r)
+		from, to := filepath.Join(live, name), filepath.Join(merged, name)
+		fromDate := now
+		if r.Live == nil {
+			fromDate = epoch
+		}
+		fmt.Fprintf(stdout, "diff -u -N %s %s\n", from, to)
+		fmt.Fprint(stdout, r.Unified(from, fromDate, to, now))
+	}
+	if differs {
+		return errDiffers
+	}
+	return nil
+}
+
+// diffName is kubectl diff's file name for an object.
+func diffName(r client.DiffResult) string {
+	gvk := r.Object.GroupVersionKind()
+	name := fmt.Sprintf("%s.%s.%s.%s", gvk.Version, gvk.Kind, r.Object.GetNamespace(), r.Object.GetName())
+	if gvk.Group != "" {
+		name = gvk.Group + "." + name
+	}
+	return name
 }

@@ -34,11 +34,7 @@ func ours(t *testing.T, stdin string, args ...string) outcome {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := execute(t.Context(), append(args, "--kubeconfig", env.KubeconfigPath()), strings.NewReader(stdin), &out, &errOut)
-	code := 0
-	if err != nil {
-		code = 1
-	}
-	return outcome{out.String(), errOut.String(), code}
+	return outcome{out.String(), errOut.String(), exitCode(err)}
 }
 
 func real(t *testing.T, cacheDir string, args ...string) outcome {
