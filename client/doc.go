@@ -79,6 +79,11 @@
 // says otherwise, as kubectl delete does. Both attempt every object and report
 // each result in input order, like kubectl apply -f.
 //
+// [Client.ApplyAndPrune] applies a set of manifests as members of a
+// kubectl-compatible [ApplySet] (KEP-3659: a parent Secret or ConfigMap with
+// kubectl's id) and prunes the members no longer in it; kubectl apply
+// --prune --applyset and kubekit refuse each other's sets.
+//
 // [Client.Diff] is kubectl diff --server-side: the live object against the
 // result of a dry-run apply, as YAML without managedFields, Secret data
 // masked, with [DiffResult.Unified] for a unified diff.

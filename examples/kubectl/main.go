@@ -93,6 +93,8 @@ type flags struct {
 	wait         bool
 	timeout      time.Duration
 	waitFor      string
+	prune        bool
+	applySet     string
 	kube         client.Flags
 }
 
@@ -124,6 +126,9 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fileFlags(apply, "apply")
 	apply.Flags().StringVar(&f.fieldManager, "field-manager", client.DefaultFieldManager, "name of the manager that owns the applied fields")
 	apply.Flags().BoolVar(&f.force, "force-conflicts", false, "take over fields other managers own")
+	apply.Flags().BoolVar(&f.prune, "prune", false, "delete the members of --applyset that are no longer in the manifests")
+	apply.Flags().StringVar(&f.applySet, "applyset", "", "[secrets/|configmaps/]NAME: the ApplySet parent (in -n's namespace) that tracks the applied objects, as kubectl's")
+	apply.Flags().Bool("server-side", true, "accepted for kubectl compatibility: apply is always server-side")
 	del := &cobra.Command{
 		Use:   "delete -f FILENAME",
 		Short: "delete the objects named in manifests",
@@ -193,6 +198,19 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	default:
 		return fmt.Errorf(`invalid dry-run value (%s). Must be "none", "server", or "client"`, f.dryRun)
 	}
+	var set *client.ApplySet
+	switch {
+	case f.applySet != "" && !f.prune:
+		return errors.New("--applyset requires --prune")
+	case f.prune && f.applySet == "":
+		return errors.New("--prune requires --applyset=[secrets/|configmaps/]NAME: kubekit prunes with ApplySets only")
+	case f.prune:
+		a, err := client.ParseApplySet(f.applySet, f.namespace)
+		if err != nil {
+			return fmt.Errorf("invalid parent reference %q: %w", f.applySet, err)
+		}
+		set = &a
+	}
 	if verb == "delete" {
 		policy, err := parseCascade(f.cascade, stderr)
 		if err != nil {
@@ -235,11 +253,16 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 		return fmt.Errorf("no objects passed to %s", verb)
 	}
 
-	var results []client.ManifestResult
-	if verb == "apply" {
+	var results, pruned []client.ManifestResult
+	switch {
+	case verb == "apply" && set != nil:
+		opts = append(opts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"))
+		results, pruned, err = c.ApplyAndPrune(ctx, *set, ms, opts...)
+		results = append(results, pruned...)
+	case verb == "apply":
 		opts = append(opts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"))
 		results, err = c.ApplyManifests(ctx, ms, opts...)
-	} else {
+	default:
 		results, err = c.DeleteManifests(ctx, ms, opts...)
 	}
 	if err != nil && results == nil {
