@@ -95,6 +95,7 @@ type flags struct {
 	waitFor      string
 	prune        bool
 	applySet     string
+	recreate     bool
 	kube         client.Flags
 }
 
@@ -120,6 +121,14 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		Short: "create or update objects with server-side apply",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case f.recreate && cmd.Flags().Changed("server-side"):
+				return errors.New("--force cannot be used with --server-side")
+			case f.recreate && f.dryRun == "server":
+				return errors.New("--dry-run=server cannot be used with --force")
+			case f.recreate && f.prune:
+				return errors.New("--force cannot be used with --prune")
+			}
 			return manifests(cmd.Context(), "apply", f, stdin, stdout, stderr)
 		},
 	}
@@ -129,6 +138,7 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	apply.Flags().BoolVar(&f.prune, "prune", false, "delete the members of --applyset that are no longer in the manifests")
 	apply.Flags().StringVar(&f.applySet, "applyset", "", "[secrets/|configmaps/]NAME: the ApplySet parent (in -n's namespace) that tracks the applied objects, as kubectl's")
 	apply.Flags().Bool("server-side", true, "accepted for kubectl compatibility: apply is always server-side")
+	apply.Flags().BoolVar(&f.recreate, "force", false, "delete and re-create an object when the apply changes an immutable field")
 	del := &cobra.Command{
 		Use:   "delete -f FILENAME",
 		Short: "delete the objects named in manifests",
@@ -260,7 +270,7 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 		results, pruned, err = c.ApplyAndPrune(ctx, *set, ms, opts...)
 		results = append(results, pruned...)
 	case verb == "apply":
-		opts = append(opts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"))
+		opts = append(opts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"), client.Recreate(f.recreate))
 		results, err = c.ApplyManifests(ctx, ms, opts...)
 	default:
 		results, err = c.DeleteManifests(ctx, ms, opts...)
