@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -198,7 +199,14 @@ func (c *Client) Wait(ctx context.Context, objs []Object, cond Condition, opts .
 	targets := make([]target, len(objs))
 	results := make([]WaitResult, len(objs))
 	for i, obj := range objs {
-		t, err := c.locate(obj, &wo, true)
+		if obj == nil || reflect.ValueOf(obj).IsNil() {
+			return nil, fmt.Errorf("client: Wait: object %d is nil", i+1)
+		}
+		cp, ok := obj.DeepCopyObject().(Object)
+		if !ok {
+			return nil, fmt.Errorf("client: Wait: object %d: %T.DeepCopyObject does not return an Object", i+1, obj)
+		}
+		t, err := c.locate(cp, &wo, true) // locate fills in the namespace: not on the caller's object
 		if err != nil {
 			return nil, fmt.Errorf("client: Wait: object %d: %w", i+1, err)
 		}
