@@ -279,6 +279,12 @@ func applySettings(cfg *rest.Config, o *options) {
 			cfg.Burst = o.burst
 		}
 	}
+	switch {
+	case o.warnings != nil:
+		cfg.WarningHandler, cfg.WarningHandlerWithContext = nil, o.warnings
+	case cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil:
+		cfg.WarningHandlerWithContext = newLogWarnings(o.logger)
+	}
 	if o.userAgent != "" {
 		cfg.UserAgent = o.userAgent
 	} else if cfg.UserAgent == "" {

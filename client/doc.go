@@ -35,6 +35,10 @@
 // Logging: [WithLogger]; without it the client logs through
 // klog.Background(), kubekit's default in every package.
 //
+// Warnings the API server sends (deprecations and the like) are logged once
+// each on the client's logger; [WithWarningHandler] replaces that, e.g. with
+// [WarningWriter] to print them as kubectl does.
+//
 // # Lists
 //
 // [List] streams the items of any typed or dynamic List call page by page
@@ -77,8 +81,26 @@
 // a [*ManifestError] naming its source and index, and paths without any
 // object give [ErrNoObjects], kubectl's "no objects passed to apply". [Client.ApplyManifests] applies Namespaces, then CRDs
 // (waiting until they are Established), then the rest; [Client.DeleteManifests]
-// deletes in reverse. Both attempt every object and report each result in
-// input order, like kubectl apply -f.
+// deletes in reverse, with propagation Background unless [PropagationPolicy]
+// says otherwise, as kubectl delete does. Both attempt every object and report
+// each result in input order, like kubectl apply -f.
+//
+// [Client.ApplyAndPrune] applies a set of manifests as members of a
+// kubectl-compatible [ApplySet] (KEP-3659: a parent Secret or ConfigMap with
+// kubectl's id) and prunes the members no longer in it; kubectl apply
+// --prune --applyset and kubekit refuse each other's sets.
+//
+// [Client.Diff] is kubectl diff --server-side: the live object against the
+// result of a dry-run apply, as YAML without managedFields, Secret data
+// masked, with [DiffResult.Unified] for a unified diff.
+//
+// # Waiting
+//
+// [Client.Wait] polls a set of objects until they satisfy a [Condition]:
+// [ForReady] (kstatus: Current, InProgress, Failed, Terminating, NotFound
+// with kstatus's message), [ForDeleted] (gone, or re-created with a new uid)
+// or [ForCondition] (a status condition, as kubectl wait --for=condition).
+// [OnStatus] reports each change; ctx bounds the wait.
 //
 // # Errors
 //

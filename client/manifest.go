@@ -2,14 +2,17 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // DefaultEstablishTimeout is how long ApplyManifests waits for a CRD to be
@@ -26,6 +29,9 @@ type ManifestResult struct {
 	// Existed reports whether the object existed before an apply (for
 	// kubectl's "error when creating" versus "error when patching").
 	Existed bool
+	// Recreated reports that [Recreate] deleted and re-created the object
+	// because the apply changed an immutable field.
+	Recreated bool
 }
 
 // Name is kubectl's name for the object: "deployment.apps/web",
@@ -62,13 +68,23 @@ func phase(m Manifest) int {
 	return 2
 }
 
+// DefaultConcurrency is how many objects of one stage ApplyManifests applies
+// at once unless [Concurrency] says otherwise.
+const DefaultConcurrency = 16
+
 // ApplyManifests applies ms with server-side apply (see [Client.Apply]) in a
-// safe order: Namespaces first, then CustomResourceDefinitions, then the rest,
-// each group in input order. Before the first custom resource of a CRD
-// applied in the same call it waits (up to [EstablishTimeout], default 30s)
-// for the CRD to be Established and served, so a manifest may carry a CRD and
-// its resources together. (With [DryRun](true) nothing is created, so such
-// resources fail as they would with kubectl.)
+// safe order: Namespaces first, then CustomResourceDefinitions, then the rest.
+// Within a stage up to [Concurrency] objects (default [DefaultConcurrency])
+// are applied at once, every request through the client's rate limiter.
+// Where a stage has 4 or more objects of one resource in one namespace, the
+// read that tells created, configured and unchanged apart (see
+// [Client.Apply]) is one list of that collection instead of a read per
+// object.
+// Before the custom resources of a CRD applied in the same call it waits (up
+// to [EstablishTimeout], default 30s) for the CRD to be Established and
+// served, so a manifest may carry a CRD and its resources together. (With
+// [DryRun](true) nothing is created, so such resources fail as they would
+// with kubectl.)
 //
 // It keeps going after a failure. The results are in input order, one per
 // manifest; the error joins every result's error (nil when all succeeded),
@@ -82,58 +98,98 @@ func (c *Client) ApplyManifests(ctx context.Context, ms []Manifest, opts ...Writ
 	if o.establish != nil {
 		timeout = *o.establish
 	}
-	results := make([]ManifestResult, len(ms))
-	order := make([]int, len(ms))
-	for i := range ms {
-		order[i] = i
-		results[i] = ManifestResult{Manifest: ms[i], DryRun: o.dryRun}
+	workers := DefaultConcurrency
+	if o.concurrency > 0 {
+		workers = o.concurrency
 	}
-	for _, i := range order {
+	results := make([]ManifestResult, len(ms))
+	var stages [3][]int
+	for i := range ms {
+		results[i] = ManifestResult{Manifest: ms[i], DryRun: o.dryRun}
 		if ms[i].Object == nil {
 			results[i].Err = &ManifestError{Manifest: ms[i], Err: errors.New("no object")}
+			continue
 		}
+		p := phase(ms[i])
+		stages[p] = append(stages[p], i)
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return phase(ms[a]) - phase(ms[b]) })
 
 	crds := map[schema.GroupKind]int{} // custom kind -> index of its CRD in ms
 	waited := map[schema.GroupKind]error{}
-	for _, i := range order {
-		r := &results[i]
-		if r.Err != nil {
-			continue
-		}
-		obj := ms[i].Object.DeepCopy()
-		gk := obj.GroupVersionKind().GroupKind()
-		if j, ok := crds[gk]; ok && !o.dryRun {
-			werr, done := waited[gk]
-			if !done {
-				werr = c.waitServed(ctx, results[j].Object, gk, timeout)
-				waited[gk] = werr
+	for p, stage := range stages {
+		if p == 2 && !o.dryRun {
+			// Wait for the CRDs this stage needs first, in input order.
+			for _, i := range stage {
+				gk := ms[i].Object.GroupVersionKind().GroupKind()
+				if j, ok := crds[gk]; ok {
+					if _, done := waited[gk]; !done {
+						waited[gk] = c.waitServed(ctx, results[j].Object, gk, timeout)
+					}
+				}
 			}
-			if werr != nil {
+		}
+		objs := make([]*unstructured.Unstructured, len(ms))
+		targets := make([]target, len(ms))
+		var located []target
+		var todo []int
+		for _, i := range stage {
+			r := &results[i]
+			objs[i] = ms[i].Object.DeepCopy()
+			if werr := waited[objs[i].GroupVersionKind().GroupKind()]; werr != nil {
 				r.Err = &ManifestError{Manifest: ms[i], Err: werr}
 				continue
 			}
+			t, err := c.locate(objs[i], &o, true)
+			if err != nil {
+				r.Err = &ManifestError{Manifest: ms[i], Err: err}
+				continue
+			}
+			targets[i] = t
+			located = append(located, t)
+			todo = append(todo, i)
 		}
-		t, err := c.locate(obj, &o, true)
-		if err != nil {
-			r.Err = &ManifestError{Manifest: ms[i], Err: err}
-			continue
-		}
-		outcome, existed, err := c.applyTarget(ctx, obj, t, &o)
-		r.Existed = existed
-		if err != nil {
-			r.Err = &ManifestError{Manifest: ms[i], Err: err, Ref: t.String()}
-			continue
-		}
-		r.Outcome, r.Object = outcome, obj
-		if isCRD(gk) {
-			group, _, _ := unstructured.NestedString(obj.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(obj.Object, "spec", "names", "kind")
-			crds[schema.GroupKind{Group: group, Kind: kind}] = i
+		pre := c.prefetch(ctx, located)
+		forEach(todo, workers, func(i int) {
+			r := &results[i]
+			obj, t := objs[i], targets[i]
+			res, err := c.applyTarget(ctx, obj, t, &o, pre)
+			r.Existed, r.Recreated = res.existed, res.recreated
+			if err != nil {
+				r.Err = &ManifestError{Manifest: ms[i], Err: err, Ref: t.String()}
+				return
+			}
+			r.Outcome, r.Object = res.outcome, obj
+		})
+		for _, i := range stage {
+			if r := results[i]; r.Err == nil && isCRD(r.Object.GroupVersionKind().GroupKind()) {
+				group, _, _ := unstructured.NestedString(r.Object.Object, "spec", "group")
+				kind, _, _ := unstructured.NestedString(r.Object.Object, "spec", "names", "kind")
+				crds[schema.GroupKind{Group: group, Kind: kind}] = i
+			}
 		}
 	}
 	return results, joinResults(results)
+}
+
+// forEach calls fn for each index, at most n at a time, and returns when all
+// calls have.
+func forEach(idx []int, n int, fn func(int)) {
+	if n <= 1 || len(idx) <= 1 {
+		for _, i := range idx {
+			fn(i)
+		}
+		return
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(i)
+		})
+	}
+	wg.Wait()
 }
 
 // waitServed waits for crd to be Established and for the RESTMapper to know
@@ -189,6 +245,10 @@ func deadline(crd *unstructured.Unstructured, timeout time.Duration, err error) 
 // resources and other objects last to first, then CRDs, then Namespaces. It
 // keeps going after a failure (a missing object is a NotFound error, see
 // [IgnoreNotFound]); results are in input order and the error joins them.
+// Dependents are deleted in the background unless [PropagationPolicy] says
+// otherwise, as with kubectl delete. Each result's Object carries the uid the
+// server reported, so [Client.Wait] with [ForDeleted] can tell the deleted
+// object from one re-created since, as kubectl delete --wait does.
 func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...WriteOption) ([]ManifestResult, error) {
 	o, err := newWriteOptions("DeleteManifests", opts)
 	if err != nil {
@@ -214,9 +274,13 @@ func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...Wri
 			r.Err = &ManifestError{Manifest: ms[i], Err: err}
 			continue
 		}
-		if _, err := c.delete(ctx, t, &o); err != nil {
+		body, err := c.delete(ctx, t, &o)
+		if err != nil {
 			r.Err = &ManifestError{Manifest: ms[i], Err: err, Ref: t.String()}
 			continue
+		}
+		if uid := deletedUID(body); uid != "" {
+			obj.SetUID(uid)
 		}
 		r.Outcome, r.Object, r.Existed = Deleted, obj, true
 	}
@@ -231,4 +295,25 @@ func joinResults(rs []ManifestResult) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deletedUID is the uid in a delete's answer: the object itself (still
+// there, with finalizers) or a Status whose details name it.
+func deletedUID(body []byte) types.UID {
+	var m struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			UID types.UID `json:"uid"`
+		} `json:"metadata"`
+		Details struct {
+			UID types.UID `json:"uid"`
+		} `json:"details"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	if m.Kind == "Status" {
+		return m.Details.UID
+	}
+	return m.Metadata.UID
 }

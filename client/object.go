@@ -45,6 +45,8 @@ type writeOptions struct {
 	gracePeriod     *int64
 	namespace       string
 	establish       *time.Duration
+	concurrency     int
+	recreate        bool
 	set             map[string]bool // option names given, for validation
 }
 
@@ -84,8 +86,12 @@ func (f FieldValidation) applyWrite(o *writeOptions) {
 	o.set["FieldValidation"] = true
 }
 
-// PropagationPolicy sets how Delete treats dependents: Orphan, Background
-// (the default for most kinds) or Foreground.
+// PropagationPolicy sets how Delete and DeleteManifests treat dependents:
+// Background (the default, as kubectl's --cascade=background: the object goes
+// at once and the garbage collector deletes its dependents), Foreground (the
+// object stays, with a foregroundDeletion finalizer, until its blocking
+// dependents are gone) or Orphan (dependents are kept). kubekit always sends
+// a policy: left to itself the API server orphans the Pods of a Job.
 type PropagationPolicy metav1.DeletionPropagation
 
 func (p PropagationPolicy) applyWrite(o *writeOptions) {
@@ -125,6 +131,33 @@ func (e EstablishTimeout) applyWrite(o *writeOptions) {
 	o.set["EstablishTimeout"] = true
 }
 
+// Concurrency bounds how many objects of one stage (Namespaces, then CRDs,
+// then the rest) ApplyManifests applies at once. Default
+// [DefaultConcurrency]; 1 applies one at a time. Every request still goes
+// through the client's rate limiter ([WithQPS], [WithBurst]), and results
+// stay in input order. It must be positive.
+type Concurrency int
+
+func (n Concurrency) applyWrite(o *writeOptions) {
+	o.concurrency = int(n)
+	o.set["Concurrency"] = true
+}
+
+// Recreate(true) makes Apply and ApplyManifests delete and re-create an
+// object when the server rejects the apply because it changes an immutable
+// field (a Job's template, a Service's clusterIP...), as kubectl apply
+// --force does: the object is deleted (propagation Background), Apply waits
+// until it is gone (bounded by ctx), then applies again; the outcome is
+// Configured, as kubectl reports it, and the result says Recreated. If the
+// new object cannot be created, the old one is restored and both errors are
+// returned. Default false. Not with DryRun.
+type Recreate bool
+
+func (r Recreate) applyWrite(o *writeOptions) {
+	o.recreate = bool(r)
+	o.set["Recreate"] = true
+}
+
 // allowedOptions lists the options each verb accepts besides DryRun, which
 // every write takes.
 func allowedOptions(verb string) []string {
@@ -134,9 +167,11 @@ func allowedOptions(verb string) []string {
 	case "Create", "Update", "Patch":
 		return []string{"FieldManager", "FieldValidation", "InNamespace"}
 	case "Apply":
-		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership"}
+		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership", "Recreate"}
 	case "ApplyManifests":
-		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership", "EstablishTimeout"}
+		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership", "EstablishTimeout", "Concurrency", "Recreate"}
+	case "Diff":
+		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership"}
 	case "Delete", "DeleteManifests":
 		return []string{"PropagationPolicy", "GracePeriodSeconds", "InNamespace"}
 	}
@@ -166,6 +201,10 @@ func newWriteOptions(verb string, opts []WriteOption) (writeOptions, error) {
 		return o, fmt.Errorf("client: %s: GracePeriodSeconds(%d) must be >= 0", verb, *o.gracePeriod)
 	case o.establish != nil && *o.establish <= 0:
 		return o, fmt.Errorf("client: %s: EstablishTimeout(%v) must be positive", verb, time.Duration(*o.establish))
+	case o.set["Concurrency"] && o.concurrency <= 0:
+		return o, fmt.Errorf("client: %s: Concurrency(%d) must be positive (1 applies one object at a time)", verb, o.concurrency)
+	case o.recreate && o.dryRun:
+		return o, fmt.Errorf("client: %s: Recreate(true) cannot be used with DryRun(true): a dry run cannot delete and re-create", verb)
 	}
 	switch o.fieldValidation {
 	case "", "Ignore", "Warn", "Strict":
@@ -464,7 +503,11 @@ func (c *Client) Delete(ctx context.Context, obj Object, opts ...WriteOption) er
 }
 
 func (c *Client) delete(ctx context.Context, t target, o *writeOptions) ([]byte, error) {
-	del := metav1.DeleteOptions{PropagationPolicy: o.propagation, GracePeriodSeconds: o.gracePeriod}
+	policy := metav1.DeletePropagationBackground
+	if o.propagation != nil {
+		policy = *o.propagation
+	}
+	del := metav1.DeleteOptions{PropagationPolicy: &policy, GracePeriodSeconds: o.gracePeriod}
 	if o.dryRun {
 		del.DryRun = []string{metav1.DryRunAll}
 	}

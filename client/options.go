@@ -51,6 +51,8 @@ type options struct {
 	inClusterConfig func() (*rest.Config, error) // for tests
 	homeDir         func() (string, error)       // for tests
 	getenv          func(string) string          // for tests
+	warnings        rest.WarningHandlerWithContext
+	warningsSet     bool
 }
 
 func defaultOptions() options {
@@ -110,6 +112,9 @@ func (o *options) validate() error {
 	}
 	if err := checkUserAgent(o.userAgent); err != nil {
 		errs = append(errs, fmt.Errorf("WithUserAgent(%q): %w", o.userAgent, err))
+	}
+	if o.warningsSet && o.warnings == nil {
+		errs = append(errs, errors.New("WithWarningHandler(nil): the handler is nil; pass rest.NoWarnings{} to drop API warnings, or omit the option to log them"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("client: invalid options: %w", errors.Join(errs...))
@@ -210,4 +215,15 @@ func checkUserAgent(ua string) error {
 		}
 	}
 	return nil
+}
+
+// WithWarningHandler sets what happens to the warnings the API server sends
+// with its answers (deprecated APIs, "child pods are preserved...", unknown
+// fields with FieldValidation("Warn")). Default: each distinct warning is
+// logged once on the client's logger ([WithLogger]); a handler set on
+// WithRESTConfig's config is kept. kubectl prints them on stderr as
+// "Warning: <text>": use [WarningWriter] with rest.NewWarningWriter for that,
+// or rest.NoWarnings{} to drop them.
+func WithWarningHandler(h rest.WarningHandlerWithContext) Option {
+	return optionFunc(func(o *options) { o.warnings = h; o.warningsSet = true })
 }

@@ -13,4 +13,6 @@ k apply -f "${DEMO_WORK}/app.yaml"
 k apply -f "${dir}/30-app.yaml" --dry-run=server
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: demo, namespace: kubectl-demo}\nspec: {type: ClusterIP1, ports: [{port: 80}]}\n' \
   | k apply -f - && exit 1 || echo "(exit status $? as expected)"
-k delete -f "${dir}"
+# --wait=false: the demo control plane has no controller-manager, so the
+# Namespace stays Terminating and delete would wait for it.
+k delete -f "${dir}" --wait=false

@@ -34,11 +34,7 @@ func ours(t *testing.T, stdin string, args ...string) outcome {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := execute(t.Context(), append(args, "--kubeconfig", env.KubeconfigPath()), strings.NewReader(stdin), &out, &errOut)
-	code := 0
-	if err != nil {
-		code = 1
-	}
-	return outcome{out.String(), errOut.String(), code}
+	return outcome{out.String(), errOut.String(), exitCode(err)}
 }
 
 func real(t *testing.T, cacheDir string, args ...string) outcome {
@@ -97,7 +93,12 @@ func TestSideBySideWithKubectl(t *testing.T) {
 	cache := t.TempDir()
 	tools := []*tool{{id: "sbs-k"}, {id: "sbs-o"}}
 	tools[0].run = func(args ...string) outcome { return real(t, cache, args...) }
-	tools[1].run = func(args ...string) outcome { return ours(t, "", args...) }
+	tools[1].run = func(args ...string) outcome {
+		if args[0] == "delete" {
+			args = append(args, "--wait=false")
+		}
+		return ours(t, "", args...)
+	}
 	for _, tl := range tools {
 		tl.dir = t.TempDir()
 		ns := fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", tl.id)
@@ -218,7 +219,8 @@ func TestDemoDirectory(t *testing.T) {
 		kind, name, _ := strings.Cut(n, "/")
 		fmt.Fprintf(&b, "%s %q deleted\n", kind, name)
 	}
-	check("delete", ours(t, "", "delete", "-f", dir), b.String(), 0)
+	// The Namespace stays Terminating (no controller-manager): do not wait.
+	check("delete", ours(t, "", "delete", "-f", dir, "--wait=false"), b.String(), 0)
 }
 
 func TestErrorsAndFlags(t *testing.T) {
