@@ -82,7 +82,7 @@ func benchmarkWatchEvents(b *testing.B, c *client.Client, k kubernetes.Interface
 	kubekit := func(i int) {
 		// kubekit: resume from rv0 through a file checkpoint.
 		cp := fileCheckpoint(b, filepath.Join(dir, fmt.Sprintf("cp-%d.json", i)))
-		w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
+		w, err := watch.New[*corev1.ConfigMap](ctx, c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -197,14 +197,14 @@ func BenchmarkCheckpointSaveChanges(b *testing.B) {
 	c := &watch.Changes{Resource: s.Resource, ResourceVersion: "2", Upserted: s.Objects[:1000]}
 	b.ResetTimer()
 	for i := range b.N {
-		if i%50 == 0 { // keep the log from asking for compaction
+		if i%50 == 0 { // keep the log from compacting itself
 			b.StopTimer()
 			if err := cp.Save(b.Context(), s); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
 		}
-		if _, err := cp.SaveChanges(b.Context(), c); err != nil {
+		if err := cp.SaveChanges(b.Context(), c); err != nil {
 			b.Fatal(err)
 		}
 	}

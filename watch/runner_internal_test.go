@@ -223,7 +223,7 @@ func TestChangesOncePerObject(t *testing.T) {
 		return change{k: key("ns", name), ref: ref{uid: types.UID(uid), rv: rv}}
 	}
 	del := func(name string) change { return change{k: key("ns", name), del: true} }
-	r := &runner[*corev1.ConfigMap]{w: &Watcher[*corev1.ConfigMap]{identity: "configmaps"}}
+	r := &saver{identity: "configmaps"}
 	batch := []change{up("a", "ua", "1"), up("b", "ub", "2"), del("a"), up("a", "ua2", "4"), up("b", "ub", "5"), del("b"), up("c", "uc", "7"), up("c", "uc", "8")}
 	c := r.changes(saveJob{batch: batch, rv: "9"})
 	sortRefs := func(s []ObjectRef) []ObjectRef {
@@ -235,7 +235,7 @@ func TestChangesOncePerObject(t *testing.T) {
 	if c.ResourceVersion != "9" || !slices.Equal(sortRefs(c.Upserted), wantUp) || !slices.Equal(c.Deleted, wantDel) {
 		t.Errorf("changes: %+v\nwant upserted %+v, deleted %+v at 9", c, wantUp, wantDel)
 	}
-	// The scratch set is reused: a second batch starts empty.
+	// A second batch starts empty.
 	c = r.changes(saveJob{batch: []change{up("a", "ua2", "10")}, rv: "10"})
 	if len(c.Upserted) != 1 || len(c.Deleted) != 0 {
 		t.Errorf("second batch: %+v, want a alone", c)
