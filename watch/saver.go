@@ -245,13 +245,12 @@ func (s *saver) saveIfDue(ctx context.Context, now bool) error {
 	if s.unsaved == 0 || s.rv == "" {
 		return nil
 	}
-	if !now && !full && s.unsaved < s.batch && time.Since(s.firstNew) < s.interval {
-		return nil
-	}
-	if d := time.Until(s.retryAt); d > 0 {
-		if !full || !sleep(ctx, d) {
+	if d := time.Until(s.retryAt); s.attempts > 0 && (d <= 0 || full) { // a retry is due, or delivery waits for it
+		if d > 0 && !sleep(ctx, d) {
 			return nil
 		}
+	} else if s.attempts > 0 || !now && !full && s.unsaved < s.batch && time.Since(s.firstNew) < s.interval {
+		return nil
 	}
 	s.jobs <- s.job()
 	s.busy, s.unsaved = true, 0
