@@ -23,7 +23,7 @@ import (
 // (from the API server's watch cache) through kubekit's watch (file
 // checkpoint, default batching) and through a raw client-go watch, in the
 // same run and in alternating order, and reports both rates and their ratio
-// (target: >= 0.9). A rate is events over the time from the start (Run, or
+// (target: >= 0.95). A rate is events over the time from the start (Run, or
 // opening the raw watch) to the handling of the last event: kubekit's time
 // includes loading the checkpoint and the background saves every 1,000
 // events (the first a full state, then one fsync'd log line of changes
