@@ -1,12 +1,10 @@
 package watch
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -56,23 +54,6 @@ type saver struct {
 type ref struct {
 	uid types.UID
 	rv  string
-}
-
-// objKey identifies an object; a struct, not "ns/name", so the per-event
-// bookkeeping does not allocate.
-type objKey struct{ ns, name string }
-
-func key(ns, name string) objKey { return objKey{ns, name} }
-
-func (k objKey) String() string {
-	if k.ns == "" {
-		return k.name
-	}
-	return k.ns + "/" + k.name
-}
-
-func compareKeys(a, b objKey) int {
-	return cmp.Or(strings.Compare(a.ns, b.ns), strings.Compare(a.name, b.name))
 }
 
 // change is one handled event's effect on the known set.
@@ -267,6 +248,9 @@ func (s *saver) saveNow(ctx context.Context) error {
 		return nil
 	}
 	res := s.write(ctx, s.job())
+	if res.err != nil && ctx.Err() != nil {
+		res.err = errSaveInterrupted // Run is stopping: the final save takes over
+	}
 	s.unsaved = 0
 	return s.saved(res)
 }

@@ -2,10 +2,12 @@ package watch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -134,4 +136,21 @@ func DecodeState(b []byte) (*State, error) {
 		}
 	}
 	return &State{Resource: e.Resource, ResourceVersion: e.ResourceVersion, Objects: e.Objects}, nil
+}
+
+// objKey identifies an object; a struct, not "ns/name", so the per-event
+// bookkeeping does not allocate.
+type objKey struct{ ns, name string }
+
+func key(ns, name string) objKey { return objKey{ns, name} }
+
+func (k objKey) String() string {
+	if k.ns == "" {
+		return k.name
+	}
+	return k.ns + "/" + k.name
+}
+
+func compareKeys(a, b objKey) int {
+	return cmp.Or(strings.Compare(a.ns, b.ns), strings.Compare(a.name, b.name))
 }
