@@ -33,11 +33,14 @@ lint:
 	cd testenv/testdata/outside && go vet ./...
 	go run $(STATICCHECK) ./...
 
-## bench: benchmarks (ratios against plain client-go, same run)
-# The watch benchmarks report medians over their iterations: 20 of them.
+## bench: benchmarks (ratios against plain client-go, same run); writes BENCHMARKS.md
 bench: testbin
-	go test -run='^$$' -bench=. -benchmem -count=1 $$(go list ./... | grep -vx 'github.com/kubekit/kubekit/watch')
-	go test -run='^$$' -bench=. -benchmem -count=1 -benchtime=20x ./watch/
+	@hack/bench.sh
+
+## fuzz: every fuzz target of the module for FUZZTIME each (default 30s)
+FUZZTIME ?= 30s
+fuzz: testbin
+	@FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 clean:
 	rm -rf bin .kube.config

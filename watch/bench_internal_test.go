@@ -50,7 +50,8 @@ func BenchmarkRelistDiff(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		r := &runner[*corev1.ConfigMap]{w: w, h: h, known: maps.Clone(known), jobs: make(chan saveJob), results: make(chan saveResult, 1)}
+		r := &runner[*corev1.ConfigMap]{w: w, h: h, s: newSaver(&w.o, w.identity, w.log)}
+		r.s.known = maps.Clone(known)
 		events = 0
 		b.StartTimer()
 		if err := r.relist(b.Context(), true); err != nil {

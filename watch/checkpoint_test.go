@@ -123,7 +123,7 @@ func FuzzDecodeState(f *testing.F) {
 }
 
 // marshalState is the format by the book: encoding/json on the documented
-// fields. EncodeState writes it by hand and must match it byte for byte.
+// fields, as EncodeState must write it, byte for byte.
 func marshalState(t *testing.T, s *watch.State) []byte {
 	t.Helper()
 	type ref struct {
@@ -172,8 +172,7 @@ func TestEncodeStateMatchesEncodingJSON(t *testing.T) {
 			}
 		}
 	}
-	// Every byte value at every position of a string long enough for the
-	// eight-bytes-at-a-time scan and its tail.
+	// Every byte value at every position of a string.
 	for c := range 256 {
 		for pos := range 17 {
 			name := []byte("abcdefghijklmnopq")
@@ -213,9 +212,9 @@ func (c *crashingCheckpoint) Save(ctx context.Context, s *watch.State) error {
 	return c.FileCheckpoint.Save(ctx, s)
 }
 
-func (c *crashingCheckpoint) SaveChanges(ctx context.Context, ch *watch.Changes) (bool, error) {
+func (c *crashingCheckpoint) SaveChanges(ctx context.Context, ch *watch.Changes) error {
 	if c.crashed.Load() {
-		return false, nil
+		return nil
 	}
 	c.changes.Add(1)
 	return c.FileCheckpoint.SaveChanges(ctx, ch)
@@ -234,7 +233,7 @@ func TestResumeAfterAbruptStop(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cp.json")
 	const batch = 10
 	newWatcher := func(cp watch.Checkpoint) *watch.Watcher[*corev1.ConfigMap] {
-		w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithCheckpointBatch(batch, time.Hour))
+		w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithCheckpointBatch(batch, time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +319,7 @@ func TestBadCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := filepath.Join(dir, "other.json")
-	w, err := watch.NewForResource(c, schema.GroupVersionResource{Resource: "secrets"}, watch.WithNamespace(ns))
+	w, err := watch.NewForResource(t.Context(), c, schema.GroupVersionResource{Resource: "secrets"}, watch.WithNamespace(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +333,7 @@ func TestBadCheckpoints(t *testing.T) {
 	}
 	run := func(path string, opts ...watch.Option) (int, error) {
 		cp := fileCheckpoint(t, path)
-		w, err := watch.New[*corev1.ConfigMap](c, append([]watch.Option{watch.WithNamespace(ns), watch.WithCheckpoint(cp)}, opts...)...)
+		w, err := watch.New[*corev1.ConfigMap](t.Context(), c, append([]watch.Option{watch.WithNamespace(ns), watch.WithCheckpoint(cp)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +405,7 @@ func TestHandlerRetries(t *testing.T) {
 	}
 	fast := watch.WithHandlerBackoff(fastBackoff())
 	cp := watch.NewMemoryCheckpoint()
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithHandlerRetries(2), fast,
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithHandlerRetries(2), fast,
 		watch.WithInitialEvents(false))
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +458,7 @@ func TestHandlerRetries(t *testing.T) {
 		}
 		return nil
 	}
-	w2, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), fast)
+	w2, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +482,7 @@ func TestForbiddenIsFatal(t *testing.T) {
 	uc := newClient(t, cfg)
 	verifyNoLeaks(t, c, uc)
 	_ = c
-	w, err := watch.New[*corev1.ConfigMap](uc)
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), uc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +493,7 @@ func TestForbiddenIsFatal(t *testing.T) {
 		t.Fatalf("Run = %v, want a Forbidden error naming the missing permission", err)
 	}
 	bad := rest401(t)
-	w, err = watch.New[*corev1.ConfigMap](newClient(t, bad))
+	w, err = watch.New[*corev1.ConfigMap](t.Context(), newClient(t, bad))
 	if err == nil { // discovery itself may already fail with 401
 		err = w.Run(ctx, func(context.Context, watch.Event[*corev1.ConfigMap]) error { return nil })
 	}
@@ -513,7 +512,7 @@ func TestStopDuringBatchSave(t *testing.T) {
 	createNamespace(t, k, ns)
 	cp := watch.NewMemoryCheckpoint() // its Save fails on a cancelled context
 	var logs logCounter
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp),
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp),
 		watch.WithCheckpointBatch(1, time.Hour), watch.WithLogger(logs.logger()))
 	if err != nil {
 		t.Fatal(err)

@@ -66,7 +66,15 @@ func (c *ConfigMapCheckpoint) Load(ctx context.Context) (*State, error) {
 	return s, nil
 }
 
-// Save writes s to the ConfigMap.
+// String names the checkpoint in errors and logs: "ConfigMap <namespace>/<name>".
+func (c *ConfigMapCheckpoint) String() string { return "ConfigMap " + c.namespace + "/" + c.name }
+
+// maxConfigMapData is the most a ConfigMap's data may hold, keys included
+// (the API server's validation).
+const maxConfigMapData = 1 << 20
+
+// Save writes s to the ConfigMap. A state over the ConfigMap's 1 MiB is an
+// error matching [ErrStateTooLarge], returned before any request.
 func (c *ConfigMapCheckpoint) Save(ctx context.Context, s *State) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -74,6 +82,11 @@ func (c *ConfigMapCheckpoint) Save(ctx context.Context, s *State) error {
 	b, err := EncodeState(s)
 	if err != nil {
 		return err
+	}
+	if n := len(ConfigMapKey) + len(b); n > maxConfigMapData {
+		return fmt.Errorf("%w: checkpoint ConfigMap %s/%s: the state of %d objects is %d bytes, a ConfigMap holds at most %d; "+
+			"use a FileCheckpoint on a volume, or narrow the watch (WithNamespace, WithLabelSelector)",
+			ErrStateTooLarge, c.namespace, c.name, len(s.Objects), n, maxConfigMapData)
 	}
 	cms := c.k.CoreV1().ConfigMaps(c.namespace)
 	cm, err := cms.Get(ctx, c.name, metav1.GetOptions{})

@@ -185,7 +185,7 @@ func testRestarts(t *testing.T, penv *testenv.Env) {
 	ns := "restarts"
 	createNamespace(t, k, ns)
 	var logs logCounter
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithLogger(logs.logger()),
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithLogger(logs.logger()),
 		watch.WithBackoff(fastBackoff()))
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func testShortTimeouts(t *testing.T, penv *testenv.Env) {
 	ns := "timeouts"
 	createNamespace(t, k, ns)
 	var logs logCounter
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithLogger(logs.logger()))
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithLogger(logs.logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func testGapAcrossCompaction(t *testing.T, penv *testenv.Env) {
 	path := filepath.Join(t.TempDir(), "cp.json")
 	newWatcher := func() *watch.Watcher[*corev1.ConfigMap] {
 		cp := fileCheckpoint(t, path)
-		w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithBackoff(fastBackoff()))
+		w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithBackoff(fastBackoff()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +335,7 @@ func testGapAcrossCompaction(t *testing.T, penv *testenv.Env) {
 	// With gap recovery off, the expired position is an error, and the
 	// checkpoint is left as it was.
 	cp := fileCheckpoint(t, path)
-	strict, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithGapRecovery(false))
+	strict, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithGapRecovery(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func testBookmarks(t *testing.T, penv *testenv.Env) {
 	}
 	cp := watch.NewMemoryCheckpoint()
 	var logs logCounter
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithLabelSelector("app=rare"),
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithLabelSelector("app=rare"),
 		watch.WithCheckpoint(cp), watch.WithGapRecovery(false), watch.WithLogger(logs.logger()))
 	if err != nil {
 		t.Fatal(err)

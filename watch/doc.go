@@ -7,7 +7,7 @@
 // A [Watcher] watches one resource type, in one namespace or all, with
 // optional label and field selectors, and calls a handler for every change:
 //
-//	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace("default"),
+//	w, err := watch.New[*corev1.ConfigMap](ctx, c, watch.WithNamespace("default"),
 //		watch.WithCheckpoint(cp))
 //	err = w.Run(ctx, func(ctx context.Context, e watch.Event[*corev1.ConfigMap]) error {
 //		fmt.Println(e.Type, e.Object.Name)
@@ -16,7 +16,9 @@
 //
 // [New] takes a built-in type of client-go's scheme; [NewForResource] takes
 // any resource, custom resources included, and delivers
-// *unstructured.Unstructured.
+// *unstructured.Unstructured. Both ask the API server's discovery which
+// resource to watch, bounded by their ctx; a server that cannot be reached
+// is reported as such, a kind it does not serve as "not served".
 //
 // On start, Run loads the checkpoint. With a saved position it watches from
 // there (the resourceVersion goes into the watch call). Without one it lists
@@ -34,7 +36,8 @@
 // Position: [WithCheckpoint], [WithCheckpointBatch], [WithResetBadCheckpoint],
 // [WithInitialEvents]. Resilience: [WithBackoff], [WithHealthyPeriod],
 // [WithGapRecovery], [WithHandlerRetries], [WithHandlerBackoff]. Other:
-// [WithPageSize], [WithLogger].
+// [WithSaveRetryTimeout], [WithPageSize], [WithLogger] (default
+// klog.Background(), which logging.RouteKlog captures).
 //
 // # Checkpoints
 //
@@ -58,13 +61,21 @@
 // save writes the whole known set (about 100 bytes per object, roughly 1 MB
 // for 10,000 objects); a [DeltaCheckpoint] such as [FileCheckpoint] then
 // takes only the objects changed since the last save, until its log
-// outgrows the full state. [MemoryCheckpoint] and [ConfigMapCheckpoint]
-// save in full every time.
+// outgrows the full state, which it then folds into a new one by itself.
+// [MemoryCheckpoint] and [ConfigMapCheckpoint] save in full every time.
+//
+// A failed save is logged ("saving the checkpoint failed; retrying", with
+// the checkpoint's name) and retried, in full, after the [WithBackoff]
+// delays; delivery goes on meanwhile. When no save succeeded for
+// [WithSaveRetryTimeout] (2 minutes by default), Run stops with an error
+// matching [ErrSaveFailed] that names the checkpoint and the fix. A state
+// its store cannot hold ([ErrStateTooLarge]: a ConfigMap holds 1 MiB, about
+// 10,000 objects) stops Run at once, naming the size and the object count.
 //
 // # Lifecycle
 //
-// Run blocks until ctx is cancelled (it then saves and returns nil) or a
-// fatal error. A stream that ends or fails is reopened from the last
+// Run blocks until ctx is cancelled (it then saves and returns nil, also
+// when ctx was done before Run started) or a fatal error. A stream that ends or fails is reopened from the last
 // position after a jittered exponential backoff ([WithBackoff]), which
 // starts over once a stream stayed up for [WithHealthyPeriod]. Watches
 // always request bookmarks, which move the position (and the checkpoint)
@@ -85,13 +96,16 @@
 // The handler is called from Run's goroutine, one event at a time. Per
 // object, events arrive in resourceVersion order. A handler error retries
 // the same event with backoff ([WithHandlerRetries], [WithHandlerBackoff]);
-// the checkpoint never moves past it. A Watcher runs one Run at a time.
+// the checkpoint never moves past it. A panicking handler is recovered,
+// logged with its stack and retried the same way; its error wraps
+// [ErrHandlerPanic]. A Watcher runs one Run at a time.
 //
 // # Errors
 //
 // Run ends with an error, instead of retrying forever, on: 401/403 and other
 // errors retrying cannot fix (apierrors.IsForbidden & co. work on it); a
-// handler that keeps failing ([*HandlerError]); a corrupt or unreadable
+// handler that keeps failing or panicking ([*HandlerError]); checkpoint
+// saves that keep failing ([ErrSaveFailed]); a corrupt or unreadable
 // checkpoint ([ErrBadCheckpoint], or by [WithResetBadCheckpoint] a fresh
 // list with synthetic events, never a silent start from "now"); a
 // checkpoint of another watch ([ErrCheckpointMismatch]); with gap recovery

@@ -37,7 +37,7 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
+	w, err := watch.New[*corev1.ConfigMap](ctx, c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -63,7 +63,7 @@ func ExampleNewForResource() {
 		fmt.Println(err)
 		return
 	}
-	w, err := watch.NewForResource(c, schema.GroupVersionResource{Resource: "namespaces"},
+	w, err := watch.NewForResource(ctx, c, schema.GroupVersionResource{Resource: "namespaces"},
 		watch.WithLabelSelector("kubernetes.io/metadata.name=kube-system"))
 	if err != nil {
 		fmt.Println(err)

@@ -53,7 +53,7 @@ func TestFileCheckpointChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cp.json")
 	fc := fileCheckpoint(t, path)
 	a, b, c := ref("ns", "a", "1"), ref("ns", "b", "2"), ref("", "c", "3")
-	if _, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "4"}); err == nil || !strings.Contains(err.Error(), "full Save first") {
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "4"}); err == nil || !strings.Contains(err.Error(), "full Save first") {
 		t.Fatalf("SaveChanges before Save = %v, want an error asking for a full Save", err)
 	}
 	if err := fc.Save(ctx, &watch.State{Resource: "configmaps", ResourceVersion: "3", Objects: []watch.ObjectRef{a, b, c}}); err != nil {
@@ -62,14 +62,13 @@ func TestFileCheckpointChanges(t *testing.T) {
 	checkState(t, mustLoad(t, path), "3", a, b, c)
 
 	a2, d := ref("ns", "a", "5"), ref("other", "d", "6")
-	compact, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "7",
-		Upserted: []watch.ObjectRef{a2, d}, Deleted: []watch.ObjectRef{{Namespace: "ns", Name: "b"}}})
-	if err != nil || compact {
-		t.Fatalf("SaveChanges = %v, %v", compact, err)
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "7",
+		Upserted: []watch.ObjectRef{a2, d}, Deleted: []watch.ObjectRef{{Namespace: "ns", Name: "b"}}}); err != nil {
+		t.Fatalf("SaveChanges = %v", err)
 	}
 	checkState(t, mustLoad(t, path), "7", a2, c, d)
 	// A bookmark: the position moves, no object changes.
-	if _, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "9"}); err != nil {
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "9"}); err != nil {
 		t.Fatal(err)
 	}
 	checkState(t, mustLoad(t, path), "9", a2, c, d)
@@ -112,12 +111,13 @@ func TestFileCheckpointChanges(t *testing.T) {
 	if _, err := fc.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if compact, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "21"}); err == nil || !compact {
-		t.Fatalf("SaveChanges after Load = %v, %v; want an error and compact", compact, err)
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "21"}); err == nil || !strings.Contains(err.Error(), "full Save first") {
+		t.Fatalf("SaveChanges after Load = %v; want an error asking for a full Save", err)
 	}
 }
 
-// A log that outgrows the full state (and 1 MiB) asks for a full save.
+// A log that outgrows the full state (and 1 MiB) is folded into a new full
+// state by the next save of changes, and nothing is lost.
 func TestFileCheckpointCompaction(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "cp.json")
@@ -129,26 +129,51 @@ func TestFileCheckpointCompaction(t *testing.T) {
 	for i := range 1000 {
 		up = append(up, ref("ns", fmt.Sprintf("cm-%d", i), "2"))
 	}
-	saves := 0
-	for {
-		saves++
-		compact, err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: fmt.Sprint(saves + 1), Upserted: up})
-		if err != nil {
-			t.Fatal(err)
-		}
+	logSize := func() int64 {
+		t.Helper()
 		fi, err := os.Stat(path + ".log")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if compact != (fi.Size() > 1<<20) {
-			t.Fatalf("save %d: compact = %v with a %d-byte log", saves, compact, fi.Size())
+		return fi.Size()
+	}
+	saves := 0
+	for prev := logSize(); ; {
+		saves++
+		if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: fmt.Sprint(saves + 1), Upserted: up}); err != nil {
+			t.Fatal(err)
 		}
-		if compact {
-			break
+		size := logSize()
+		if size > prev { // appended
+			if prev > 1<<20 {
+				t.Fatalf("save %d: appended to a %d-byte log, want it folded into the full state past 1 MiB", saves, prev)
+			}
+			prev = size
+			continue
 		}
+		// Folded: only the new log's header is left, and the full state
+		// alone holds every object at the new position.
+		if prev <= 1<<20 || size > 100 {
+			t.Fatalf("save %d: the log went from %d to %d bytes, want a fold only past 1 MiB, to a header alone", saves, prev, size)
+		}
+		break
+	}
+	base, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := watch.DecodeState(base); err != nil || len(s.Objects) != 1000 || s.ResourceVersion != fmt.Sprint(saves+1) {
+		t.Fatalf("full state after %d saves: %+v, %v; want 1000 objects at rv %d", saves, s, err, saves+1)
 	}
 	if s := mustLoad(t, path); len(s.Objects) != 1000 || s.ResourceVersion != fmt.Sprint(saves+1) {
 		t.Fatalf("after %d saves: %d objects at rv %s", saves, len(s.Objects), s.ResourceVersion)
+	}
+	// The next changes go to the new log.
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "999", Deleted: []watch.ObjectRef{{Namespace: "ns", Name: "cm-0"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustLoad(t, path); len(s.Objects) != 999 || s.ResourceVersion != "999" {
+		t.Fatalf("after a delete: %d objects at rv %s, want 999 at 999", len(s.Objects), s.ResourceVersion)
 	}
 }
 
@@ -161,7 +186,7 @@ func FuzzFileCheckpointLog(f *testing.F) {
 	if err := fc.Save(f.Context(), sampleState()); err != nil {
 		f.Fatal(err)
 	}
-	if _, err := fc.SaveChanges(f.Context(), &watch.Changes{Resource: "configmaps", ResourceVersion: "50", Upserted: []watch.ObjectRef{ref("x", "b", "49")}, Deleted: []watch.ObjectRef{{Namespace: "x", Name: "a"}}}); err != nil {
+	if err := fc.SaveChanges(f.Context(), &watch.Changes{Resource: "configmaps", ResourceVersion: "50", Upserted: []watch.ObjectRef{ref("x", "b", "49")}, Deleted: []watch.ObjectRef{{Namespace: "x", Name: "a"}}}); err != nil {
 		f.Fatal(err)
 	}
 	good, err := os.ReadFile(path + ".log")

@@ -3,6 +3,7 @@ package watch
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -10,6 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+
+	"github.com/kubekit/kubekit/client"
 )
 
 // Defaults applied by [New] and [NewForResource].
@@ -23,8 +27,11 @@ const (
 	DefaultHealthyPeriod = 5 * time.Second
 	// DefaultHandlerRetries is how many times a failing event is retried.
 	DefaultHandlerRetries = 5
-	// DefaultPageSize is the page size of the (re-)list.
-	DefaultPageSize = 500
+	// DefaultPageSize is the page size of the (re-)list: client's.
+	DefaultPageSize = client.DefaultPageSize
+	// DefaultSaveRetryTimeout is how long checkpoint saves may keep failing
+	// before Run gives up.
+	DefaultSaveRetryTimeout = 2 * time.Minute
 )
 
 // DefaultBackoff is the reconnect backoff: 200ms doubling up to 30s, each
@@ -62,7 +69,8 @@ type options struct {
 	handlerBackoff     wait.Backoff
 	resetBadCheckpoint bool
 	pageSize           int64
-	logger             *logr.Logger
+	saveRetryTimeout   time.Duration
+	logger             logr.Logger
 	maxPending         int // not an option: tests lower it
 }
 
@@ -79,7 +87,21 @@ func defaultOptions() options {
 		handlerRetries:     DefaultHandlerRetries,
 		handlerBackoff:     DefaultHandlerBackoff(),
 		pageSize:           DefaultPageSize,
+		saveRetryTimeout:   DefaultSaveRetryTimeout,
+		logger:             klog.Background(),
 	}
+}
+
+// newOptions applies opts to the defaults and validates the result.
+func newOptions(opts []Option) (options, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if opt == nil {
+			return o, errors.New("watch: a nil Option; pass options from this package, e.g. WithNamespace")
+		}
+		opt.apply(&o)
+	}
+	return o, o.validate()
 }
 
 func (o *options) validate() error {
@@ -111,9 +133,22 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("watch: WithPageSize(%d): must be at least 1", o.pageSize))
 	}
 	if o.checkpoint == nil {
-		errs = append(errs, errors.New("watch: WithCheckpoint(nil): pass a checkpoint, e.g. NewFileCheckpoint(path), or leave the option out for an in-memory one"))
+		errs = append(errs, errors.New("watch: WithCheckpoint(nil): the checkpoint is nil; pass one, e.g. from NewFileCheckpoint(path), or leave the option out for an in-memory one"))
+	} else if v := reflect.ValueOf(o.checkpoint); nilable(v.Kind()) && v.IsNil() {
+		errs = append(errs, fmt.Errorf("watch: WithCheckpoint(%T(nil)): the checkpoint is a nil %T; pass one from its constructor, e.g. NewFileCheckpoint(path)", o.checkpoint, o.checkpoint))
+	}
+	if o.saveRetryTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("watch: WithSaveRetryTimeout(%v): must be positive; e.g. %v", o.saveRetryTimeout, DefaultSaveRetryTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+func nilable(k reflect.Kind) bool {
+	switch k {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return true
+	}
+	return false
 }
 
 func checkBackoff(name string, b wait.Backoff) error {
@@ -197,5 +232,16 @@ func WithResetBadCheckpoint(reset bool) Option {
 // WithPageSize sets the page size of lists. Default: [DefaultPageSize].
 func WithPageSize(n int64) Option { return optionFunc(func(o *options) { o.pageSize = n }) }
 
-// WithLogger sets the logger. Default: the client's logger.
-func WithLogger(l logr.Logger) Option { return optionFunc(func(o *options) { o.logger = &l }) }
+// WithSaveRetryTimeout sets how long checkpoint saves may keep failing
+// (each failure logged and retried with the [WithBackoff] delays) before Run
+// stops with an error matching [ErrSaveFailed] that names the checkpoint.
+// A state too large for its store fails at once. Default:
+// [DefaultSaveRetryTimeout].
+func WithSaveRetryTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.saveRetryTimeout = d })
+}
+
+// WithLogger sets the logger for retries, save failures and handler panics.
+// Default: klog.Background(), so failures are visible by default (and
+// logging.RouteKlog captures them).
+func WithLogger(l logr.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }

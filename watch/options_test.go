@@ -2,7 +2,6 @@ package watch_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -24,31 +23,52 @@ func TestNewErrors(t *testing.T) {
 		new  func() error
 		want string
 	}{
-		{"nil client", func() error { _, err := watch.New[*corev1.Pod](nil); return err }, "client.New"},
-		{"unstructured via New", func() error { _, err := watch.New[*unstructured.Unstructured](c); return err }, "NewForResource"},
-		{"bad namespace", func() error { _, err := watch.New[*corev1.Pod](c, watch.WithNamespace("Bad_NS")); return err }, "WithNamespace"},
+		{"nil client", func() error { _, err := watch.New[*corev1.Pod](t.Context(), nil); return err }, "client.New"},
+		{"unstructured via New", func() error { _, err := watch.New[*unstructured.Unstructured](t.Context(), c); return err }, "NewForResource"},
+		{"bad namespace", func() error {
+			_, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithNamespace("Bad_NS"))
+			return err
+		}, "WithNamespace"},
 		{"namespace on cluster-scoped", func() error {
-			_, err := watch.New[*corev1.Namespace](c, watch.WithNamespace("x"))
+			_, err := watch.New[*corev1.Namespace](t.Context(), c, watch.WithNamespace("x"))
 			return err
 		}, "cluster-scoped"},
-		{"bad label selector", func() error { _, err := watch.New[*corev1.Pod](c, watch.WithLabelSelector("a in (")); return err }, "WithLabelSelector"},
-		{"bad field selector", func() error { _, err := watch.New[*corev1.Pod](c, watch.WithFieldSelector("a")); return err }, "WithFieldSelector"},
-		{"nil checkpoint", func() error { _, err := watch.New[*corev1.Pod](c, watch.WithCheckpoint(nil)); return err }, "WithCheckpoint(nil)"},
+		{"bad label selector", func() error {
+			_, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithLabelSelector("a in ("))
+			return err
+		}, "WithLabelSelector"},
+		{"bad field selector", func() error {
+			_, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithFieldSelector("a"))
+			return err
+		}, "WithFieldSelector"},
+		{"nil checkpoint", func() error { _, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithCheckpoint(nil)); return err }, "WithCheckpoint(nil)"},
+		{"typed-nil checkpoint", func() error {
+			_, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithCheckpoint((*watch.FileCheckpoint)(nil)))
+			return err
+		}, "WithCheckpoint(*watch.FileCheckpoint(nil)): the checkpoint is a nil *watch.FileCheckpoint"},
+		{"bad save retry timeout", func() error {
+			_, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithSaveRetryTimeout(0))
+			return err
+		}, "WithSaveRetryTimeout(0s)"},
+		{"nil option", func() error { _, err := watch.New[*corev1.Pod](t.Context(), c, nil); return err }, "nil Option"},
 		{"bad backoff", func() error {
-			_, err := watch.New[*corev1.Pod](c, watch.WithBackoff(wait.Backoff{Factor: 2}))
+			_, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithBackoff(wait.Backoff{Factor: 2}))
 			return err
 		}, "WithBackoff"},
 		{"bad batch", func() error {
-			_, err := watch.New[*corev1.Pod](c, watch.WithCheckpointBatch(0, time.Second))
+			_, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithCheckpointBatch(0, time.Second))
 			return err
 		}, "WithCheckpointBatch"},
-		{"bad page size", func() error { _, err := watch.New[*corev1.Pod](c, watch.WithPageSize(0)); return err }, "WithPageSize"},
-		{"bad healthy period", func() error { _, err := watch.New[*corev1.Pod](c, watch.WithHealthyPeriod(0)); return err }, "WithHealthyPeriod"},
+		{"bad page size", func() error { _, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithPageSize(0)); return err }, "WithPageSize"},
+		{"bad healthy period", func() error { _, err := watch.New[*corev1.Pod](t.Context(), c, watch.WithHealthyPeriod(0)); return err }, "WithHealthyPeriod"},
 		{"unknown resource", func() error {
-			_, err := watch.NewForResource(c, schema.GroupVersionResource{Group: "example.com", Resource: "nopes"})
+			_, err := watch.NewForResource(t.Context(), c, schema.GroupVersionResource{Group: "example.com", Resource: "nopes"})
 			return err
 		}, "nopes.example.com"},
-		{"empty resource", func() error { _, err := watch.NewForResource(c, schema.GroupVersionResource{}); return err }, "empty resource"},
+		{"empty resource", func() error {
+			_, err := watch.NewForResource(t.Context(), c, schema.GroupVersionResource{})
+			return err
+		}, "empty resource"},
 		{"empty file path", func() error { _, err := watch.NewFileCheckpoint(""); return err }, "file path"},
 		{"missing directory", func() error { _, err := watch.NewFileCheckpoint("/nonexistent/x/cp.json"); return err }, "create it first"},
 		{"bad configmap name", func() error {
@@ -68,7 +88,7 @@ func TestNewErrors(t *testing.T) {
 func TestRunContract(t *testing.T) {
 	c := newClient(t, env.Config())
 	verifyNoLeaks(t, c)
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace("default"))
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace("default"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +98,8 @@ func TestRunContract(t *testing.T) {
 	cancelled, cancel := context.WithCancel(t.Context())
 	cancel()
 	noop := func(context.Context, watch.Event[*corev1.ConfigMap]) error { return nil }
-	if err := w.Run(cancelled, noop); !errors.Is(err, context.Canceled) {
-		t.Errorf("Run(cancelled) = %v, want context.Canceled", err)
+	if err := w.Run(cancelled, noop); err != nil {
+		t.Errorf("Run(cancelled) = %v, want nil: a cancelled ctx is a clean stop", err)
 	}
 	started := make(chan struct{})
 	stop := start(t, w, func(context.Context, watch.Event[*corev1.ConfigMap]) error {
@@ -134,7 +154,7 @@ func TestCustomResource(t *testing.T) {
 	if _, err := ri.Create(ctx, widget("w1"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := watch.NewForResource(c, schema.GroupVersionResource{Group: "example.com", Resource: "widgets"}, watch.WithNamespace("default"))
+	w, err := watch.NewForResource(t.Context(), c, schema.GroupVersionResource{Group: "example.com", Resource: "widgets"}, watch.WithNamespace("default"))
 	if err != nil {
 		t.Fatal(err)
 	}

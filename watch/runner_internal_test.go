@@ -2,20 +2,24 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	apiwatch "k8s.io/apimachinery/pkg/watch"
 )
 
@@ -223,7 +227,7 @@ func TestChangesOncePerObject(t *testing.T) {
 		return change{k: key("ns", name), ref: ref{uid: types.UID(uid), rv: rv}}
 	}
 	del := func(name string) change { return change{k: key("ns", name), del: true} }
-	r := &runner[*corev1.ConfigMap]{w: &Watcher[*corev1.ConfigMap]{identity: "configmaps"}}
+	r := &saver{identity: "configmaps"}
 	batch := []change{up("a", "ua", "1"), up("b", "ub", "2"), del("a"), up("a", "ua2", "4"), up("b", "ub", "5"), del("b"), up("c", "uc", "7"), up("c", "uc", "8")}
 	c := r.changes(saveJob{batch: batch, rv: "9"})
 	sortRefs := func(s []ObjectRef) []ObjectRef {
@@ -235,9 +239,76 @@ func TestChangesOncePerObject(t *testing.T) {
 	if c.ResourceVersion != "9" || !slices.Equal(sortRefs(c.Upserted), wantUp) || !slices.Equal(c.Deleted, wantDel) {
 		t.Errorf("changes: %+v\nwant upserted %+v, deleted %+v at 9", c, wantUp, wantDel)
 	}
-	// The scratch set is reused: a second batch starts empty.
+	// A second batch starts empty.
 	c = r.changes(saveJob{batch: []change{up("a", "ua2", "10")}, rv: "10"})
 	if len(c.Upserted) != 1 || len(c.Deleted) != 0 {
 		t.Errorf("second batch: %+v, want a alone", c)
+	}
+}
+
+// failingCheckpoint is a MemoryCheckpoint whose first fails saves fail.
+type failingCheckpoint struct {
+	*MemoryCheckpoint
+	fails atomic.Int32
+	saves atomic.Int32
+}
+
+func (f *failingCheckpoint) Save(ctx context.Context, s *State) error {
+	f.saves.Add(1)
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("disk full")
+	}
+	return f.MemoryCheckpoint.Save(ctx, s)
+}
+
+// A save that fails a few times is retried with backoff and Run goes on:
+// once a save succeeds, the checkpoint holds every handled event.
+func TestSaveRecoversAfterFailures(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cp := &failingCheckpoint{MemoryCheckpoint: NewMemoryCheckpoint()}
+	if err := cp.MemoryCheckpoint.Save(t.Context(), &State{Resource: "configmaps", ResourceVersion: "10"}); err != nil {
+		t.Fatal(err)
+	}
+	cp.fails.Store(3)
+	f := newFakeWatcher(cp, &corev1.ConfigMapList{})
+	f.o.checkpointEvents, f.o.checkpointInterval = 1, 10*time.Millisecond
+	f.o.backoff = wait.Backoff{Duration: 10 * time.Millisecond, Factor: 1}
+	var logs []string
+	var mu sync.Mutex
+	f.log = funcr.New(func(prefix, args string) { mu.Lock(); logs = append(logs, args); mu.Unlock() }, funcr.Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, func(context.Context, Event[*corev1.ConfigMap]) error { return nil }) }()
+	s := f.stream(t)
+	s.Add(fakeCM("a", "ua", "11"))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := cp.Load(t.Context())
+		if st.ResourceVersion == "11" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no successful save in 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	failed, again := 0, 0
+	for _, l := range logs {
+		if strings.Contains(l, "saving the checkpoint failed; retrying") && strings.Contains(l, "disk full") {
+			failed++
+		}
+		if strings.Contains(l, "saving the checkpoint works again") {
+			again++
+		}
+	}
+	if failed != 3 || again != 1 {
+		t.Errorf("logged %d save failures and %d recoveries, want 3 and 1:\n%s", failed, again, strings.Join(logs, "\n"))
 	}
 }

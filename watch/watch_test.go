@@ -23,7 +23,7 @@ func TestEvents(t *testing.T) {
 	if _, err := k.CoreV1().ConfigMaps(ns).Create(ctx, cm(ns, "before", map[string]string{"v": "0"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns))
+	w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestResumeFromFileAfterCleanStop(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cp.json")
 	newWatcher := func() *watch.Watcher[*corev1.ConfigMap] {
 		cp := fileCheckpoint(t, path)
-		w, err := watch.New[*corev1.ConfigMap](c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
+		w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp))
 		if err != nil {
 			t.Fatal(err)
 		}

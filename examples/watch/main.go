@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	w, err := watch.NewForResource(c, schema.ParseGroupResource(*resource).WithVersion(""), opts...)
+	w, err := watch.NewForResource(ctx, c, schema.ParseGroupResource(*resource).WithVersion(""), opts...)
 	if err != nil {
 		return err
 	}

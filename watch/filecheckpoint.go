@@ -1,0 +1,244 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// FileCheckpoint stores the state in two files: path holds a full state,
+// replaced atomically by every full save (temporary file, fsync, rename,
+// fsync of the directory), and path + ".log" the changes since then, one
+// checksummed line per save, appended and fsync'd. A crash or power loss
+// leaves a saved state, never a torn one: a log that does not belong to the
+// file beside it is ignored, and so is a torn last line. When the log grows
+// past the size of the full state (and 1 MiB), SaveChanges folds it into a
+// new full state.
+type FileCheckpoint struct {
+	path string
+	mu   sync.Mutex
+	// Set by Save: the log may be appended to.
+	logOK             bool
+	baseSize, logSize int
+}
+
+var (
+	_ Checkpoint      = (*FileCheckpoint)(nil)
+	_ DeltaCheckpoint = (*FileCheckpoint)(nil)
+)
+
+// minCompact is the log size below which a FileCheckpoint does not fold its
+// log into a new full state.
+const minCompact = 1 << 20
+
+// NewFileCheckpoint returns a checkpoint stored at path (and path + ".log").
+// The directory must exist; the files are created by the first save.
+func NewFileCheckpoint(path string) (*FileCheckpoint, error) {
+	if path == "" {
+		return nil, errors.New("watch: NewFileCheckpoint(\"\"): pass a file path, e.g. /var/lib/app/watch.json")
+	}
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("watch: NewFileCheckpoint(%q): directory: %w; create it first", path, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("watch: NewFileCheckpoint(%q): %s is not a directory; pass a path in an existing directory", path, filepath.Dir(path))
+	}
+	return &FileCheckpoint{path: path}, nil
+}
+
+// Path returns the path of the file with the full state.
+func (f *FileCheckpoint) Path() string { return f.path }
+
+// String names the checkpoint in errors and logs: "file <path>".
+func (f *FileCheckpoint) String() string { return "file " + f.path }
+
+func (f *FileCheckpoint) logPath() string { return f.path + ".log" }
+
+// baseID identifies a full state's file in the header of its log: the
+// crc64 of its bytes, 16 hex digits.
+func baseID(b []byte) string {
+	return fmt.Sprintf("%016x", crc64.Checksum(b, crc64.MakeTable(crc64.ECMA))) // the table is built once
+}
+
+// Load reads the full state and applies the log that belongs to it; a
+// missing file is (nil, nil).
+func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logOK = false // the next save is a full one: it also drops a torn log tail
+	return f.load()
+}
+
+func (f *FileCheckpoint) load() (*State, error) {
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: checkpoint file %s: %w", ErrBadCheckpoint, f.path, err)
+	}
+	s, err := DecodeState(b)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint file %s: %w; delete it to start with a fresh list", f.path, err)
+	}
+	lb, err := os.ReadFile(f.logPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: checkpoint log %s: %w", ErrBadCheckpoint, f.logPath(), err)
+	}
+	if err := applyLog(s, baseID(b), lb); err != nil {
+		return nil, fmt.Errorf("checkpoint log %s: %w; delete it and %s to start with a fresh list", f.logPath(), err, f.path)
+	}
+	return s, nil
+}
+
+// Save writes s as the full state and starts a new, empty log.
+func (f *FileCheckpoint) Save(ctx context.Context, s *State) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s == nil {
+		return errors.New("watch: FileCheckpoint.Save(nil): pass a state")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.save(s)
+}
+
+func (f *FileCheckpoint) save(s *State) error {
+	f.logOK = false
+	b, err := EncodeState(s)
+	if err != nil {
+		return err
+	}
+	h, err := json.Marshal(logHeader{Base: baseID(b)})
+	if err != nil {
+		return err
+	}
+	header := appendLine(nil, h)
+	dir := filepath.Dir(f.path)
+	// The full state first, then its log: after a crash between the two
+	// renames the old log names the old state and is ignored.
+	baseTmp, err := writeTemp(dir, f.path, b)
+	if err != nil {
+		return err
+	}
+	logTmp, err := writeTemp(dir, f.logPath(), header)
+	if err != nil {
+		_ = os.Remove(baseTmp)
+		return err
+	}
+	if err = os.Rename(baseTmp, f.path); err != nil {
+		_ = os.Remove(baseTmp)
+		_ = os.Remove(logTmp)
+		return fmt.Errorf("watch: save checkpoint %s: %w", f.path, err)
+	}
+	if err = os.Rename(logTmp, f.logPath()); err != nil {
+		_ = os.Remove(logTmp)
+		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("watch: save checkpoint %s: open directory: %w", f.path, err)
+	}
+	defer d.Close()
+	if err = d.Sync(); err != nil {
+		return fmt.Errorf("watch: save checkpoint %s: fsync directory: %w", f.path, err)
+	}
+	f.logOK, f.baseSize, f.logSize = true, len(b), len(header)
+	return nil
+}
+
+// writeTemp writes b to a new temporary file next to path, fsync'd, and
+// returns its name.
+func writeTemp(dir, path string, b []byte) (name string, err error) {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: fsync: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return "", fmt.Errorf("watch: save checkpoint %s: %w", path, err)
+	}
+	return tmp.Name(), nil
+}
+
+// SaveChanges appends c to the log and fsyncs it; when the log has grown
+// past the full state (and 1 MiB), it writes the full state with c applied
+// and starts a new log instead. It needs a Save by this FileCheckpoint
+// first (not a Load: a torn log tail must be dropped first).
+func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c == nil {
+		return errors.New("watch: FileCheckpoint.SaveChanges(nil): pass the changes")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.logOK {
+		return fmt.Errorf("watch: checkpoint %s: SaveChanges needs a full Save first", f.path)
+	}
+	if f.logSize > max(f.baseSize, minCompact) {
+		return f.compact(c)
+	}
+	body, err := json.Marshal(newLogRecord(c))
+	if err != nil {
+		return err
+	}
+	line := appendLine(nil, body)
+	lf, err := os.OpenFile(f.logPath(), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		f.logOK = false
+		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
+	}
+	_, werr := lf.Write(line)
+	serr := lf.Sync()
+	cerr := lf.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		f.logOK = false // a torn line may follow: the next save must be a full one
+		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
+	}
+	f.logSize += len(line)
+	return nil
+}
+
+// compact folds the log and c into a new full state. It reads the files
+// back: compaction is rare (once per log the size of the full state), and
+// keeping a copy of the state in memory would double the Watcher's.
+func (f *FileCheckpoint) compact(c *Changes) error {
+	s, err := f.load()
+	if err != nil {
+		f.logOK = false
+		return fmt.Errorf("watch: checkpoint %s: compact the log: %w", f.path, err)
+	}
+	if s == nil {
+		f.logOK = false
+		return fmt.Errorf("watch: checkpoint %s: compact the log: the file is gone", f.path)
+	}
+	applyChanges(s, []logRecord{newLogRecord(c)})
+	return f.save(s)
+}
