@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -375,21 +374,7 @@ func (c *Client) Logger() logr.Logger { return c.log }
 //	rc, _ := c.RESTClientFor(corev1.SchemeGroupVersion)
 //	err := rc.Get().Namespace("default").Resource("pods").Do(ctx).Into(&podList)
 func (c *Client) RESTClientFor(gv schema.GroupVersion) (*rest.RESTClient, error) {
-	if gv.Version == "" {
-		return nil, fmt.Errorf("client: RESTClientFor(%q): the group version needs a version, e.g. corev1.SchemeGroupVersion", gv.String())
-	}
-	cfg := rest.CopyConfig(c.cfg)
-	cfg.GroupVersion = &gv
-	cfg.APIPath = "/apis"
-	if gv.Group == "" {
-		cfg.APIPath = "/api"
-	}
-	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	rc, err := rest.RESTClientForConfigAndClient(cfg, c.httpClient)
-	if err != nil {
-		return nil, fmt.Errorf("client: RESTClientFor(%s): %w", gv, err)
-	}
-	return rc, nil
+	return restClientFor("RESTClientFor", c.cfg, c.httpClient, gv)
 }
 
 // ServerVersion asks the API server for its version, honouring ctx

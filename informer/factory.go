@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -47,13 +46,11 @@ var (
 // are shared: For[*corev1.Pod] called twice returns informers backed by the
 // same caches and watches. A Factory is safe for concurrent use.
 type Factory struct {
-	opts   options
-	mapper meta.RESTMapperWithContext
-	cfg    *rest.Config // Timeout 0: watches must outlive any request timeout
-	hc     *http.Client // shares the client's transport, without its timeout
-	dyn    dynamic.Interface
-	meta   metadata.Interface
-	log    logr.Logger
+	opts options
+	c    *client.Client
+	dyn  dynamic.Interface
+	meta metadata.Interface
+	log  logr.Logger
 
 	mu       sync.Mutex
 	entries  map[entryKey]*entry
@@ -181,9 +178,7 @@ func New(c *client.Client, opts ...Option) (*Factory, error) {
 	}
 	return &Factory{
 		opts:    o,
-		mapper:  meta.ToRESTMapperWithContext(c.RESTMapper()),
-		cfg:     cfg,
-		hc:      hc,
+		c:       c,
 		dyn:     dyn,
 		meta:    mc,
 		log:     c.Logger().WithName("informer"),
@@ -427,16 +422,9 @@ func (f *Factory) restClientLocked(gv schema.GroupVersion) (rest.Interface, erro
 	if rc, ok := f.rest[gv]; ok {
 		return rc, nil
 	}
-	cfg := rest.CopyConfig(f.cfg)
-	cfg.GroupVersion = &gv
-	cfg.APIPath = "/apis"
-	if gv.Group == "" {
-		cfg.APIPath = "/api"
-	}
-	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	rc, err := rest.RESTClientForConfigAndClient(cfg, f.hc)
+	rc, err := f.c.StreamingRESTClientFor(gv)
 	if err != nil {
-		return nil, fmt.Errorf("informer: REST client for %s: %w", gv, err)
+		return nil, fmt.Errorf("informer: %w", err)
 	}
 	f.rest[gv] = rc
 	return rc, nil
@@ -456,13 +444,9 @@ func (f *Factory) resolveType(ctx context.Context, t reflect.Type) (runtime.Obje
 	if err != nil || len(gvks) == 0 {
 		return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: type not registered in client-go's scheme (k8s.io/client-go/kubernetes/scheme); for custom resources use ForResource: %w", t, err)
 	}
-	gvk := gvks[0]
-	m, err := f.mapper.RESTMappingWithContext(ctx, gvk.GroupKind(), gvk.Version)
+	m, err := f.c.MappingForKind(ctx, gvks[0])
 	if err != nil {
-		if meta.IsNoMatchError(err) {
-			return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: kind %s is not served by the API server: %w", t, gvk, err)
-		}
-		return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: cannot ask the API server which resource serves kind %s (discovery failed; check the server is reachable): %w", t, gvk, err)
+		return nil, schema.GroupVersionResource{}, false, fmt.Errorf("informer: For[%v]: %w", t, err)
 	}
 	return obj, m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
 }
@@ -473,31 +457,10 @@ func (f *Factory) resolveResource(ctx context.Context, fn string, gvr schema.Gro
 	if gvr.Resource == "" {
 		return gvr, false, fmt.Errorf("informer: %s(%q): empty resource name, e.g. {Group: \"apps\", Version: \"v1\", Resource: \"deployments\"}", fn, gvr)
 	}
-	full, err := f.mapper.ResourceForWithContext(ctx, gvr)
-	if err != nil && !meta.IsNoMatchError(err) {
-		return gvr, false, fmt.Errorf("informer: %s(%s): cannot ask the API server which resources it serves (discovery failed; check the server is reachable): %w", fn, gvrString(gvr), err)
-	}
+	m, err := f.c.MappingForResource(ctx, gvr)
 	if err != nil {
-		return gvr, false, fmt.Errorf("informer: %s(%s): resource not served by the API server (check the name is the plural, lower-case resource, and the CRD is installed): %w", fn, gvrString(gvr), err)
+		return gvr, false, fmt.Errorf("informer: %s(%s): %w", fn, client.FormatResource(gvr), err)
 	}
-	gvk, err := f.mapper.KindForWithContext(ctx, full)
-	if err != nil {
-		return gvr, false, fmt.Errorf("informer: %s(%s): %w", fn, gvrString(gvr), err)
-	}
-	m, err := f.mapper.RESTMappingWithContext(ctx, gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return gvr, false, fmt.Errorf("informer: %s(%s): %w", fn, gvrString(gvr), err)
-	}
+	full := m.Resource
 	return full, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
-}
-
-func gvrString(gvr schema.GroupVersionResource) string {
-	s := gvr.Resource
-	if gvr.Group != "" {
-		s += "." + gvr.Group
-	}
-	if gvr.Version != "" {
-		s += "/" + gvr.Version
-	}
-	return s
 }

@@ -11,18 +11,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubekit/kubekit/client"
 )
 
 // Object is what informers store: an API object with metadata, such as
-// *corev1.Pod or *unstructured.Unstructured.
-type Object interface {
-	runtime.Object
-	GetNamespace() string
-	GetName() string
-}
+// *corev1.Pod, *unstructured.Unstructured or *metav1.PartialObjectMetadata.
+// It is [client.Object], the one object interface of kubekit.
+type Object = client.Object
 
 // Informer is a typed view of one resource's shared informers (one per
 // watched namespace). Get it from [For] or [ForResource]; it is safe for

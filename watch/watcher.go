@@ -22,11 +22,9 @@ import (
 )
 
 // Object is what a Watcher delivers: an API object with metadata, such as
-// *corev1.Pod or *unstructured.Unstructured.
-type Object interface {
-	runtime.Object
-	metav1.Object
-}
+// *corev1.Pod or *unstructured.Unstructured. It is [client.Object], the one
+// object interface of kubekit.
+type Object = client.Object
 
 // EventType is the kind of change an [Event] reports.
 type EventType string
@@ -129,7 +127,7 @@ func New[T Object](ctx context.Context, c *client.Client, opts ...Option) (*Watc
 	if err != nil {
 		return nil, err
 	}
-	m, err := kindMapping(ctx, c, gvk)
+	m, err := c.MappingForKind(ctx, gvk)
 	if err != nil {
 		return nil, fmt.Errorf("watch: New[%v]: %w", t, err)
 	}
@@ -137,14 +135,7 @@ func New[T Object](ctx context.Context, c *client.Client, opts ...Option) (*Watc
 	if err != nil {
 		return nil, err
 	}
-	cfg, hc := c.StreamingConfig()
-	cfg.GroupVersion = &schema.GroupVersion{Group: gvk.Group, Version: gvk.Version}
-	cfg.APIPath = "/apis"
-	if gvk.Group == "" {
-		cfg.APIPath = "/api"
-	}
-	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	rc, err := rest.RESTClientForConfigAndClient(cfg, hc)
+	rc, err := c.StreamingRESTClientFor(gvk.GroupVersion())
 	if err != nil {
 		return nil, fmt.Errorf("watch: New[%v]: %w", t, err)
 	}
@@ -182,9 +173,9 @@ func NewForResource(ctx context.Context, c *client.Client, gvr schema.GroupVersi
 	if err != nil {
 		return nil, err
 	}
-	m, err := resourceMapping(ctx, c, gvr)
+	m, err := c.MappingForResource(ctx, gvr)
 	if err != nil {
-		return nil, fmt.Errorf("watch: NewForResource(%s): %w", gvrString(gvr), err)
+		return nil, fmt.Errorf("watch: NewForResource(%s): %w", client.FormatResource(gvr), err)
 	}
 	w, err := newWatcher[*unstructured.Unstructured](m, o)
 	if err != nil {
@@ -193,7 +184,7 @@ func NewForResource(ctx context.Context, c *client.Client, gvr schema.GroupVersi
 	cfg, hc := c.StreamingConfig()
 	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
-		return nil, fmt.Errorf("watch: NewForResource(%s): %w", gvrString(gvr), err)
+		return nil, fmt.Errorf("watch: NewForResource(%s): %w", client.FormatResource(gvr), err)
 	}
 	ri := dyn.Resource(m.Resource).Namespace(w.o.namespace)
 	w.list = func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) { return ri.List(ctx, lo) }
@@ -209,7 +200,7 @@ func NewForResource(ctx context.Context, c *client.Client, gvr schema.GroupVersi
 
 func newWatcher[T Object](m *meta.RESTMapping, o options) (*Watcher[T], error) {
 	if o.namespace != "" && m.Scope.Name() != meta.RESTScopeNameNamespace {
-		return nil, fmt.Errorf("watch: WithNamespace(%q): %s is cluster-scoped; leave the namespace out", o.namespace, gvrString(m.Resource))
+		return nil, fmt.Errorf("watch: WithNamespace(%q): %s is cluster-scoped; leave the namespace out", o.namespace, client.FormatResource(m.Resource))
 	}
 	gr := m.Resource.GroupResource()
 	return &Watcher[T]{
@@ -226,14 +217,3 @@ func (w *Watcher[T]) Resource() schema.GroupVersionResource { return w.gvr }
 // Identity returns the string that identifies this watch in its checkpoint:
 // resource, namespace and selectors.
 func (w *Watcher[T]) Identity() string { return w.identity }
-
-func gvrString(gvr schema.GroupVersionResource) string {
-	s := gvr.Resource
-	if gvr.Group != "" {
-		s += "." + gvr.Group
-	}
-	if gvr.Version != "" {
-		s += "/" + gvr.Version
-	}
-	return s
-}
