@@ -54,8 +54,12 @@
 // --metrics-addr HOST:PORT (e.g. 127.0.0.1:8080, or :8080 on all
 // interfaces) serves Prometheus metrics at /metrics from a registry of its
 // own: the work queue's workqueue_* series (name="configmap-mirror"),
-// client-go's rest_client_* series and controller_runtime_reconcile_* (by
-// result, controller="configmap-mirror"). The program prints "controller: serving metrics on
+// client-go's rest_client_* series, controller_runtime_reconcile_* (by
+// result, controller="configmap-mirror") and the two informers' informer_*
+// series (name="sources" and name="mirrors": informer_synced,
+// informer_store_objects, informer_queued_items,
+// informer_processing_latency_seconds, informer_store_resource_version).
+// The program prints "controller: serving metrics on
 // http://ADDR/metrics" and shuts the server down on exit.
 //
 // # Running two replicas
@@ -102,6 +106,7 @@ import (
 	"github.com/kubekit/kubekit/client"
 	clientprom "github.com/kubekit/kubekit/client/prometheus"
 	"github.com/kubekit/kubekit/informer"
+	informerprom "github.com/kubekit/kubekit/informer/prometheus"
 	"github.com/kubekit/kubekit/leader"
 	"github.com/kubekit/kubekit/logging"
 	"github.com/kubekit/kubekit/queue"
@@ -238,7 +243,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	// Metrics: the private registry is populated before the first request,
 	// or client-go's hooks would miss it.
-	var queueOpts []queue.Option
+	var m metrics
 	var reg *prometheus.Registry
 	if f.metricsAddr != "" {
 		reg = prometheus.NewRegistry()
@@ -249,7 +254,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		if err != nil {
 			return err
 		}
-		queueOpts = append(queueOpts, queue.WithMetricsProvider(p))
+		m.queue = []queue.Option{queue.WithMetricsProvider(p)}
+		if m.informers, err = informerprom.New(reg); err != nil {
+			return err
+		}
 	}
 
 	c, err := client.New(append(f.kube.Options(), client.WithLogger(log.WithName("client")))...)
@@ -278,7 +286,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}()
 
 	out := &syncWriter{w: stdout}
-	ctrl, err := newController(ctx, c, rec, out, log.Logger, queueOpts)
+	ctrl, err := newController(ctx, c, rec, out, log.Logger, m)
 	if err != nil {
 		return err
 	}
@@ -362,27 +370,57 @@ type controller struct {
 	out       *syncWriter
 }
 
-func newController(ctx context.Context, c *client.Client, rec *client.EventRecorder, out *syncWriter, log logr.Logger, queueOpts []queue.Option) (*controller, error) {
+// metrics are the optional metrics providers (--metrics-addr).
+type metrics struct {
+	queue     []queue.Option
+	informers *informerprom.Metrics
+}
+
+// configMaps returns a factory and its informer of ConfigMaps labelled selector,
+// reporting to m.informers (if set) as name.
+func (m metrics) configMaps(ctx context.Context, c *client.Client, name, selector string) (*informer.Factory, *informer.Informer[*corev1.ConfigMap], error) {
+	opts := []informer.Option{informer.WithLabelSelector(selector), informer.WithDropManagedFields(true)}
+	if m.informers != nil {
+		opts = append(opts, informer.WithMetrics(name, m.informers))
+	}
+	f, err := informer.New(c, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	inf, err := informer.For[*corev1.ConfigMap](ctx, f)
+	if err == nil && m.informers != nil {
+		err = m.informers.Watch(name, inf)
+	}
+	if err != nil {
+		f.Shutdown() // releases the metrics name
+		return nil, nil, err
+	}
+	return f, inf, nil
+}
+
+func newController(ctx context.Context, c *client.Client, rec *client.EventRecorder, out *syncWriter, log logr.Logger, m metrics) (_ *controller, err error) {
 	// Two factories, because a factory's label selector applies to all its
 	// informers: one sees only sources, one only mirrors. Removing the
 	// mirror label makes the source leave the first informer's selection,
 	// which it reports as a delete.
-	srcFactory, err := informer.New(c, informer.WithLabelSelector(MirrorLabel+"=true"), informer.WithDropManagedFields(true))
+	srcFactory, sources, err := m.configMaps(ctx, c, "sources", MirrorLabel+"=true")
 	if err != nil {
 		return nil, err
 	}
-	mirFactory, err := informer.New(c, informer.WithLabelSelector(MirroredLabel+"=true"), informer.WithDropManagedFields(true))
+	defer func() {
+		if err != nil {
+			srcFactory.Shutdown()
+		}
+	}()
+	mirFactory, mirrors, err := m.configMaps(ctx, c, "mirrors", MirroredLabel+"=true")
 	if err != nil {
 		return nil, err
 	}
-	sources, err := informer.For[*corev1.ConfigMap](ctx, srcFactory)
-	if err != nil {
-		return nil, err
-	}
-	mirrors, err := informer.For[*corev1.ConfigMap](ctx, mirFactory)
-	if err != nil {
-		return nil, err
-	}
+	defer func() {
+		if err != nil {
+			mirFactory.Shutdown()
+		}
+	}()
 	if err := mirrors.AddIndex(informer.IndexFunc(indexMirrorOf, func(cm *corev1.ConfigMap) []string {
 		if of := cm.Annotations[MirrorOfAnnotation]; of != "" {
 			return []string{of}
@@ -391,7 +429,7 @@ func newController(ctx context.Context, c *client.Client, rec *client.EventRecor
 	})); err != nil {
 		return nil, err
 	}
-	q, err := queue.New[cache.ObjectName](append([]queue.Option{queue.WithName(queueName), queue.WithLogger(log.WithName("queue"))}, queueOpts...)...)
+	q, err := queue.New[cache.ObjectName](append([]queue.Option{queue.WithName(queueName), queue.WithLogger(log.WithName("queue"))}, m.queue...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -606,11 +606,32 @@ func TestEventsAndMetrics(t *testing.T) {
 		{"rest_client_request_duration_seconds", map[string]string{"verb": "PATCH"}, 2},
 		{"controller_runtime_reconcile_total", map[string]string{"controller": queueName, "result": "success"}, 3},
 		{"controller_runtime_reconcile_time_seconds", map[string]string{"controller": queueName}, 3},
+		{"informer_synced", map[string]string{"name": "sources", "resource": "configmaps", "namespace": ""}, 1},
+		{"informer_synced", map[string]string{"name": "mirrors", "resource": "configmaps", "namespace": ""}, 1},
+		{"informer_store_objects", map[string]string{"name": "mirrors", "resource": "configmaps"}, 0},
+		{"informer_store_resource_version", map[string]string{"name": "sources", "resource": "configmaps"}, 1},
+		{"informer_processing_latency_seconds", map[string]string{"name": "sources", "resource": "configmaps"}, 3}, // create, update, delete of the source
+		{"informer_queued_items", map[string]string{"name": "mirrors", "resource": "configmaps"}, 0},
 	} {
 		v, ok := value(t, mfs, c.name, c.labels)
 		if !ok || v < c.min {
 			t.Errorf("%s%v = %v (present %v), want >= %v", c.name, c.labels, v, ok, c.min)
 		}
+	}
+	// The caches' sizes match the API server's (the mirror informer may lag
+	// behind the last delete by a moment).
+	for name, selector := range map[string]string{"sources": MirrorLabel + "=true", "mirrors": MirroredLabel + "=true"} {
+		eventually(t, "informer_store_objects of "+name, func() error {
+			list, err := kube.CoreV1().ConfigMaps("").List(t.Context(), metav1.ListOptions{LabelSelector: selector})
+			if err != nil {
+				return err
+			}
+			v, _ := value(t, scrape(t, url), "informer_store_objects", map[string]string{"name": name})
+			if v != float64(len(list.Items)) {
+				return fmt.Errorf("informer_store_objects{name=%q} = %v, the API server has %d", name, v, len(list.Items))
+			}
+			return nil
+		})
 	}
 	if v, _ := value(t, mfs, "controller_runtime_reconcile_errors_total", map[string]string{"controller": queueName}); v != 0 {
 		t.Errorf("controller_runtime_reconcile_errors_total = %v, want 0 (no reconcile failed)", v)
