@@ -13,13 +13,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -53,6 +52,7 @@ type Factory struct {
 	log  logr.Logger
 
 	mu       sync.Mutex
+	metrics  *metricNames // nil without WithMetrics
 	entries  map[entryKey]*entry
 	rest     map[schema.GroupVersion]rest.Interface
 	ctx      context.Context // set by Start
@@ -176,7 +176,12 @@ func New(c *client.Client, opts ...Option) (*Factory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("informer: %w", err)
 	}
+	names, err := newMetricNames(&o)
+	if err != nil {
+		return nil, err
+	}
 	return &Factory{
+		metrics: names,
 		opts:    o,
 		c:       c,
 		dyn:     dyn,
@@ -319,8 +324,11 @@ func (f *Factory) Shutdown() {
 	if f.cancel != nil {
 		f.cancel()
 	}
+	names := f.metrics
+	f.metrics = nil
 	f.mu.Unlock()
 	f.wg.Wait()
+	names.release()
 }
 
 // informerFor returns the entry for gvr, creating its informers if needed.
@@ -353,23 +361,26 @@ func (f *Factory) informerFor(gvr schema.GroupVersionResource, namespaced bool, 
 	e := &entry{gvr: gvr, namespaced: namespaced, namespaces: namespaces, informers: map[string]cache.SharedIndexInformer{},
 		lastErr: map[string]error{}, permanent: map[string]error{}, failed: make(chan struct{})}
 	for _, ns := range namespaces {
+		opts := cache.SharedIndexInformerOptions{
+			ResyncPeriod:            resync,
+			Indexers:                defaultIndexers(),
+			ObjectDescription:       gvr.String(),
+			Identifier:              f.metrics.identifier(gvr, ns),
+			InformerMetricsProvider: f.opts.metricsProvider,
+		}
 		var inf cache.SharedIndexInformer
 		switch kind {
 		case dynamicCache:
-			inf = dynamicinformer.NewFilteredDynamicInformer(f.dyn, gvr, ns, resync, defaultIndexers(), f.tweak).Informer()
+			inf = cache.NewSharedIndexInformerWithOptions(f.dynamicListWatch(gvr, ns), &unstructured.Unstructured{}, opts)
 		case metadataCache:
-			inf = metadatainformer.NewFilteredMetadataInformer(f.meta, gvr, ns, resync, defaultIndexers(), f.tweak).Informer()
+			inf = cache.NewSharedIndexInformerWithOptions(f.metadataListWatch(gvr, ns), &metav1.PartialObjectMetadata{}, opts)
 		default:
 			rc, err := f.restClientLocked(gvr.GroupVersion())
 			if err != nil {
 				return nil, err
 			}
 			lw := cache.NewFilteredListWatchFromClient(rc, gvr.Resource, ns, f.tweak)
-			inf = cache.NewSharedIndexInformerWithOptions(lw, example, cache.SharedIndexInformerOptions{
-				ResyncPeriod:      resync,
-				Indexers:          defaultIndexers(),
-				ObjectDescription: gvr.String(),
-			})
+			inf = cache.NewSharedIndexInformerWithOptions(lw, example, opts)
 		}
 		if t := f.transform(kind); t != nil {
 			if err := inf.SetTransform(t); err != nil {

@@ -32,6 +32,10 @@ type options struct {
 	dropManagedSet bool
 	noNamespaces   bool // WithNamespaces() without arguments
 
+	metricsName     string
+	metricsProvider cache.InformerMetricsProvider
+	metricsSet      bool
+
 	// parsed by validate
 	labels labels.Selector
 	fields fields.Selector
@@ -83,6 +87,7 @@ func (o *options) validate() error {
 	if o.transformSet == 1 && o.transform == nil {
 		errs = append(errs, errors.New("WithTransform(nil): omit the option instead"))
 	}
+	errs = append(errs, o.validateMetrics()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("informer: invalid options: %w", errors.Join(errs...))
 	}

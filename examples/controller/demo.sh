@@ -35,7 +35,7 @@ echo "  mirror: $(k -n demo-dst get configmap app -o jsonpath='{.data.color} (mi
 
 echo "$ kubectl -n demo-src patch configmap app: color=green"
 k -n demo-src patch configmap app --type merge -p '{"data":{"color":"green"}}' >/dev/null
-wait_for "reconciled demo-src/app: updated"
+wait_for "reconciled demo-src/app: configured"
 echo "  mirror: $(k -n demo-dst get configmap app -o jsonpath='{.data.color}')"
 
 echo "$ kubectl -n demo-src label configmap app kubekit.dev/mirror-   (unlabel)"
