@@ -74,7 +74,7 @@ func (c *Client) discoveryError(what, hint string, err error) error {
 	if meta.IsNoMatchError(err) {
 		return fmt.Errorf("client: %s is not served by the API server at %s (%s): %w", what, c.cfg.Host, hint, err)
 	}
-	return fmt.Errorf("client: cannot ask the API server at %s about %s (discovery failed; check that the server is up and that the kubeconfig points at it): %w", c.cfg.Host, what, err)
+	return fmt.Errorf("client: cannot ask the API server at %s about %s (discovery failed; check the server is reachable and the kubeconfig points at it): %w", c.cfg.Host, what, err)
 }
 
 // StreamingRESTClientFor is [Client.RESTClientFor] without the request

@@ -71,6 +71,7 @@ type options struct {
 	pageSize           int64
 	saveRetryTimeout   time.Duration
 	logger             logr.Logger
+	metrics            Metrics
 	maxPending         int // not an option: tests lower it
 }
 

@@ -39,6 +39,7 @@ func (w *Watcher[T]) Run(ctx context.Context, h Handler[T]) error {
 		return nil
 	}
 	r := &runner[T]{w: w, h: h, s: newSaver(&w.o, w.identity, w.log)}
+	r.s.observeSaves(w.o.metrics, w.resource)
 	return r.run(ctx)
 }
 
@@ -243,6 +244,13 @@ func (r *runner[T]) relist(ctx context.Context, synthetic bool) error {
 		}
 	}
 	r.s.moveTo(info.ResourceVersion, true)
+	if m := w.o.metrics; m != nil {
+		reason := "start"
+		if synthetic {
+			reason = "gap"
+		}
+		m.Relisted(w.resource, reason)
+	}
 	return r.s.saveNow(ctx)
 }
 
@@ -340,6 +348,9 @@ func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
 		}
 	}
 	r.s.record(change{k: k, ref: ref{uid: e.Object.GetUID(), rv: e.Object.GetResourceVersion()}, del: e.Type == Deleted})
+	if m := r.w.o.metrics; m != nil {
+		m.EventDelivered(r.w.resource, e.Type, e.Synthetic)
+	}
 	return nil
 }
 

@@ -30,6 +30,7 @@ type saver struct {
 	maxPending   int           // pending changes that make delivery wait for the save
 	retryTimeout time.Duration // how long saves may fail before Run gives up
 	backoff      wait.Backoff  // between failed saves
+	metrics      func(took time.Duration, err error)
 
 	known    map[objKey]ref
 	pending  []change
@@ -98,6 +99,13 @@ func newSaver(o *options, identity string, log logr.Logger) *saver {
 	s.delta, _ = o.checkpoint.(DeltaCheckpoint)
 	s.name = checkpointName(o.checkpoint)
 	return s
+}
+
+// observeSaves reports each checkpoint write to m.
+func (s *saver) observeSaves(m Metrics, resource string) {
+	if m != nil {
+		s.metrics = func(took time.Duration, err error) { m.CheckpointSaved(resource, took, err) }
+	}
 }
 
 func checkpointName(cp Checkpoint) string {
@@ -355,10 +363,14 @@ func (s *saver) fold(batch []change) {
 func (s *saver) write(ctx context.Context, j saveJob) saveResult {
 	s.fold(j.batch)
 	res := saveResult{batch: j.batch}
+	start := time.Now()
 	if j.full || len(j.batch) > 2*len(s.known)+1024 { // a full save is smaller
 		res.err = s.cp.Save(ctx, s.snapshot(j.rv))
 	} else {
 		res.err = s.delta.SaveChanges(ctx, s.changes(j))
+	}
+	if s.metrics != nil && !errors.Is(res.err, context.Canceled) {
+		s.metrics(time.Since(start), res.err)
 	}
 	return res
 }

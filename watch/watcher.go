@@ -87,6 +87,7 @@ type Watcher[T Object] struct {
 	o         options
 	log       logr.Logger
 	gvr       schema.GroupVersionResource
+	resource  string // gvr's group resource, for metrics
 	identity  string
 	list      func(context.Context, metav1.ListOptions) (runtime.Object, error)
 	watch     func(context.Context, metav1.ListOptions) (apiwatch.Interface, error)
@@ -207,6 +208,7 @@ func newWatcher[T Object](m *meta.RESTMapping, o options) (*Watcher[T], error) {
 		o:        o,
 		log:      o.logger.WithName("watch").WithValues("resource", gr.String()),
 		gvr:      m.Resource,
+		resource: gr.String(),
 		identity: fmt.Sprintf("%s namespace=%q labelSelector=%q fieldSelector=%q", gr.String(), o.namespace, o.labelSelector, o.fieldSelector),
 	}, nil
 }
