@@ -58,7 +58,9 @@ func (m *Metrics) EventDelivered(resource string, t watch.EventType, synthetic b
 }
 
 // Relisted implements watch.Metrics.
-func (m *Metrics) Relisted(resource, reason string) { m.relists.WithLabelValues(resource, reason).Inc() }
+func (m *Metrics) Relisted(resource, reason string) {
+	m.relists.WithLabelValues(resource, reason).Inc()
+}
 
 // CheckpointSaved implements watch.Metrics.
 func (m *Metrics) CheckpointSaved(resource string, took time.Duration, err error) {
