@@ -33,10 +33,10 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, pflag.ErrHelp) {
-		return
+		return // --help: usage was printed, exit 0
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
+		fmt.Fprintln(os.Stderr, "logging:", err)
 		os.Exit(1)
 	}
 }

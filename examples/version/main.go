@@ -12,13 +12,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/kubekit/kubekit/client"
 )
@@ -27,19 +28,20 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, pflag.ErrHelp) {
+		return // --help: usage was printed, exit 0
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "version:", err)
-		}
+		fmt.Fprintln(os.Stderr, "version:", err)
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("version", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var kf client.Flags
-	kf.BindFlags(fs)
+	kf.BindPFlags(fs)
 	inCluster := fs.Bool("in-cluster", false, "use the Pod's service account instead of a kubeconfig")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long (0 = no limit)")
 	if err := fs.Parse(args); err != nil {

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/kubekit/kubekit/testenv"
@@ -52,7 +54,7 @@ func TestErrors(t *testing.T) {
 		{"unknown context", []string{"--kubeconfig", env.KubeconfigPath(), "--context", "nope"}, `no context "nope"`},
 		{"in-cluster outside a Pod", []string{"--in-cluster"}, "in-cluster"},
 		{"negative timeout", []string{"--timeout=-1s"}, "--timeout"},
-		{"bad flag", []string{"--nope"}, "flag provided but not defined"},
+		{"bad flag", []string{"--nope"}, "unknown flag: --nope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,5 +93,17 @@ func TestTimeoutAgainstStoppedServer(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("took %v", took)
+	}
+}
+
+// TestHelp: --help prints the usage and is pflag.ErrHelp, which main turns
+// into exit 0 without an error line.
+func TestHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"--help"}, &out, &errOut); !errors.Is(err, pflag.ErrHelp) {
+		t.Fatalf("run(--help) = %v, want pflag.ErrHelp", err)
+	}
+	if !strings.Contains(errOut.String(), "Usage of version") {
+		t.Fatalf("usage:\n%s", errOut.String())
 	}
 }

@@ -16,13 +16,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/kubekit/kubekit/queue"
 )
@@ -31,16 +32,17 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, pflag.ErrHelp) {
+		return // --help: usage was printed, exit 0
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "workqueue:", err)
-		}
+		fmt.Fprintln(os.Stderr, "workqueue:", err)
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("workqueue", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("workqueue", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	demo := fs.String("demo", "all", "which demo to run: plain, delaying, ratelimited or all")
 	unit := fs.Duration("delay", 200*time.Millisecond, "delaying demo: item i is added after i times this")

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/goleak"
 )
 
@@ -108,7 +110,7 @@ func TestErrors(t *testing.T) {
 		{"bad delay", []string{"--delay", "0s"}, "--delay=0s"},
 		{"bad bucket", []string{"--demo", "ratelimited", "--burst", "0"}, "WithBucket"},
 		{"extra args", []string{"x"}, "unexpected arguments"},
-		{"bad flag", []string{"--nope"}, "flag provided but not defined"},
+		{"bad flag", []string{"--nope"}, "unknown flag: --nope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,5 +120,17 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("err = %v (stderr %q), want it to mention %q", err, errOut.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestHelp: --help prints the usage and is pflag.ErrHelp, which main turns
+// into exit 0 without an error line.
+func TestHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"--help"}, &out, &errOut); !errors.Is(err, pflag.ErrHelp) {
+		t.Fatalf("run(--help) = %v, want pflag.ErrHelp", err)
+	}
+	if !strings.Contains(errOut.String(), "Usage of workqueue") {
+		t.Fatalf("usage:\n%s", errOut.String())
 	}
 }
