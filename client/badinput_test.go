@@ -180,7 +180,7 @@ func TestBadInputs(t *testing.T) {
 		{"zero establish timeout", func() error {
 			_, err := c.ApplyManifests(t.Context(), nil, client.EstablishTimeout(0))
 			return err
-		}, []string{"EstablishTimeout(0s) must be positive"}, nil},
+		}, []string{"client: EstablishTimeout(0s): must be positive"}, nil},
 		{"nil object in manifests", func() error {
 			_, err := c.ApplyManifests(t.Context(), []client.Manifest{{Source: "s", Index: 1}})
 			return err

@@ -10,8 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 )
@@ -135,21 +133,6 @@ type listOptions struct {
 // must be > 0. Memory use is bounded by one page plus what the caller keeps.
 func PageSize(n int64) ListOption { return listOptionFunc(func(o *listOptions) { o.pageSize = n }) }
 
-// LabelSelector restricts the list to objects matching a label selector,
-// e.g. "app=web,tier!=db". An unparsable selector is an error naming it,
-// before any request.
-func LabelSelector(s string) ListOption {
-	return listOptionFunc(func(o *listOptions) { o.labelSelector = s })
-}
-
-// FieldSelector restricts the list by fields the resource supports, e.g.
-// "spec.nodeName=node-1" for Pods or "metadata.name=x". An unparsable
-// selector is an error naming it, before any request; a field the resource
-// does not support is the API server's 400.
-func FieldSelector(s string) ListOption {
-	return listOptionFunc(func(o *listOptions) { o.fieldSelector = s })
-}
-
 // AtResourceVersion sets the first page's resourceVersion and its match
 // semantics (see the Kubernetes API concepts: "" = most recent, read from
 // etcd; "0" with NotOlderThan = any, possibly from the watch cache; an exact
@@ -178,24 +161,24 @@ func errNilList(fn string) error {
 func newListOptions(opts []ListOption) (listOptions, error) {
 	o := listOptions{pageSize: DefaultPageSize}
 	for _, opt := range opts {
-		opt.applyList(&o)
+		if opt != nil {
+			opt.applyList(&o)
+		}
 	}
+	var errs []error
 	if o.pageSize <= 0 {
-		return o, fmt.Errorf("client: PageSize(%d): must be > 0", o.pageSize)
+		errs = append(errs, fmt.Errorf("client: PageSize(%d): must be > 0; omit it for %d", o.pageSize, DefaultPageSize))
 	}
 	if o.expired < ExpiredFail || o.expired > ExpiredRestart {
-		return o, fmt.Errorf("client: OnExpired(%v): unknown strategy", o.expired)
+		errs = append(errs, fmt.Errorf("client: OnExpired(%v): unknown strategy; use ExpiredFail, ExpiredContinueInconsistent or ExpiredRestart", o.expired))
 	}
-	if _, err := labels.Parse(o.labelSelector); err != nil {
-		return o, fmt.Errorf("client: LabelSelector(%q): %w; use kubectl -l syntax, e.g. \"app=web,tier!=db\" or \"env in (a,b)\"", o.labelSelector, err)
-	}
-	if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
-		return o, fmt.Errorf("client: FieldSelector(%q): %w; use field=value pairs, e.g. \"spec.nodeName=node-1\"", o.fieldSelector, err)
+	if err := checkSelectors(o.labelSelector, o.fieldSelector); err != nil {
+		errs = append(errs, err)
 	}
 	if o.rvMatch != "" && o.rv == "" {
-		return o, fmt.Errorf("client: AtResourceVersion(\"\", %q): a resourceVersion match needs a resourceVersion", o.rvMatch)
+		errs = append(errs, fmt.Errorf("client: AtResourceVersion(\"\", %q): a resourceVersion match needs a resourceVersion; pass one, or an empty match for the most recent", o.rvMatch))
 	}
-	return o, nil
+	return o, errors.Join(errs...)
 }
 
 // List streams the items of any list call page by page (Limit and Continue),
