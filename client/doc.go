@@ -42,9 +42,11 @@
 // # Lists
 //
 // [List] streams the items of any typed or dynamic List call page by page
-// (Limit and Continue), typed, with memory bounded by one page:
+// (Limit and Continue), typed, with memory bounded by one page; the type
+// argument is the item's pointer type, as everywhere in kubekit (a value
+// type does not compile):
 //
-//	for pod, err := range client.List[corev1.Pod](ctx, c.Kubernetes().CoreV1().Pods("").List) {
+//	for pod, err := range client.List[*corev1.Pod](ctx, c.Kubernetes().CoreV1().Pods("").List) {
 //		if err != nil {
 //			return err
 //		}

@@ -38,6 +38,9 @@ func main() {
 	_, _ = c.Diff(ctx, nil, client.DryRun(true))                                                                                        // want: client.DryRun does not implement client.DiffOption
 
 	// Type arguments are pointers everywhere: a value type does not compile.
+	for range client.List[corev1.Pod](ctx, c.Kubernetes().CoreV1().Pods("").List) { // want: Pod) does not satisfy client.Object
+	}
+	_, _ = client.Collect[corev1.Pod](ctx, c.Kubernetes().CoreV1().Pods("").List)                        // want: Pod) does not satisfy client.Object
 	_, _, _ = client.ApplyConfiguration[corev1.ConfigMap](ctx, c, applycorev1.ConfigMap("x", "default")) // want: ConfigMap does not satisfy client.Object
 	_, _ = watch.New[corev1.Pod](ctx, c)                                                                 // want: Pod does not satisfy "github.com/kubekit/kubekit/watch".Object
 	_, _ = informer.For[corev1.Pod](ctx, nil)                                                            // want: Pod does not satisfy informer.Object
