@@ -142,7 +142,7 @@ func (c *Client) GetScale(ctx context.Context, obj Object, opts ...GetOption) (*
 // --resource-version.
 func (c *Client) Scale(ctx context.Context, obj Object, replicas int32, opts ...PatchOption) (*autoscalingv1.Scale, error) {
 	if replicas < 0 {
-		return nil, fmt.Errorf("client: Scale(%d): replicas must be >= 0; pass 0 to scale to zero", replicas)
+		return nil, fmt.Errorf("client: Scale(%d): replicas must be >= 0; pass the desired number of replicas (0 scales to zero)", replicas)
 	}
 	o, err := newWriteOptions(opts)
 	if err != nil {
