@@ -61,6 +61,18 @@
 // klog (and so client-go) into it with a restore function, and binds -v,
 // --log-format and --log-file to a flag set you pass.
 //
+// # Type arguments
+//
+// Every generic function of kubekit takes the pointer type of the object, as
+// client-go hands objects around: client.List[*corev1.Pod],
+// client.Collect[*corev1.ConfigMap], client.ApplyConfiguration[*appsv1.Deployment],
+// watch.New[*corev1.Pod], informer.For[*corev1.Pod], and
+// *unstructured.Unstructured for any kind. A value type (List[corev1.Pod])
+// does not compile: corev1.Pod does not satisfy the Object constraint, whose
+// methods have pointer receivers. Only a pointer of the wrong kind for the
+// list (List[*corev1.Pod] over ConfigMaps) is left to run time, as an error
+// that names the type to use.
+//
 // # Rules every package follows
 //
 // Logging: a package logs through the logr.Logger it is given

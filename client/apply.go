@@ -54,8 +54,8 @@ const (
 // resourceVersion in obj makes the apply conditional. Typed structs are sent
 // as encoded by encoding/json: non-omitempty zero values in them become
 // fields this manager owns, as with controller-runtime.
-func (c *Client) Apply(ctx context.Context, obj Object, opts ...WriteOption) (Outcome, error) {
-	o, err := newWriteOptions("Apply", opts)
+func (c *Client) Apply(ctx context.Context, obj Object, opts ...ApplyOption) (Outcome, error) {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return "", err
 	}
@@ -93,7 +93,7 @@ func (c *Client) applyTarget(ctx context.Context, obj Object, t target, o *write
 		}
 	}
 	res := applyResult{existed: before != nil}
-	r := o.params(c.request("PATCH", t, true), "Apply").SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
+	r := o.params(c.request("PATCH", t, true), true).SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
 	after, code, err := do(ctx, r, "apply", t)
 	if err != nil && o.recreate && res.existed && immutable(err) {
 		after, err = c.recreate(ctx, t, before, data, o)
@@ -162,7 +162,7 @@ func (c *Client) recreate(ctx context.Context, t target, before, data []byte, o 
 		case <-tick.C:
 		}
 	}
-	r := o.params(c.request("PATCH", t, true), "Apply").SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
+	r := o.params(c.request("PATCH", t, true), true).SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
 	after, _, err := do(ctx, r, "apply", t)
 	if err == nil {
 		return after, nil

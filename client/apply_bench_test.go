@@ -127,7 +127,7 @@ func BenchmarkApplyManifestsBundle(b *testing.B) {
 	}
 	kube := c.Kubernetes().CoreV1()
 	opts := metav1.ApplyOptions{FieldManager: client.DefaultFieldManager}
-	manifests := func(extra ...client.WriteOption) func(context.Context) error {
+	manifests := func(extra ...client.ApplyManifestsOption) func(context.Context) error {
 		return func(ctx context.Context) error {
 			rs, err := c.ApplyManifests(ctx, ms, extra...)
 			if err == nil && rs[n-1].Outcome != client.Unchanged {

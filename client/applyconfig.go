@@ -29,7 +29,7 @@ import (
 // PT must be the typed pointer of ac's kind (*corev1.ConfigMap for a
 // ConfigMapApplyConfiguration) or *unstructured.Unstructured; a mismatch is
 // an error before anything is sent. Apply's options apply.
-func ApplyConfiguration[PT Object](ctx context.Context, c *Client, ac runtime.ApplyConfiguration, opts ...WriteOption) (PT, Outcome, error) {
+func ApplyConfiguration[PT Object](ctx context.Context, c *Client, ac runtime.ApplyConfiguration, opts ...ApplyOption) (PT, Outcome, error) {
 	var zero PT
 	if c == nil {
 		return zero, "", errors.New("client: ApplyConfiguration: the client is nil; build one with client.New")
@@ -37,7 +37,7 @@ func ApplyConfiguration[PT Object](ctx context.Context, c *Client, ac runtime.Ap
 	if ac == nil || (reflect.ValueOf(ac).Kind() == reflect.Pointer && reflect.ValueOf(ac).IsNil()) {
 		return zero, "", errors.New("client: ApplyConfiguration: the apply configuration is nil; build one, e.g. applycorev1.ConfigMap(name, namespace)")
 	}
-	o, err := newWriteOptions("Apply", opts)
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return zero, "", err
 	}

@@ -149,8 +149,8 @@ func (a ApplySet) validate() error {
 // applied has one result per manifest in input order; pruned has one per
 // deleted member (Outcome [Pruned]), kinds and namespaces sorted. With
 // [DryRun](true) nothing is stored, the parent included.
-func (c *Client) ApplyAndPrune(ctx context.Context, set ApplySet, ms []Manifest, opts ...WriteOption) (applied, pruned []ManifestResult, err error) {
-	o, err := newWriteOptions("ApplyManifests", opts)
+func (c *Client) ApplyAndPrune(ctx context.Context, set ApplySet, ms []Manifest, opts ...ApplyManifestsOption) (applied, pruned []ManifestResult, err error) {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return nil, nil, err
 	}

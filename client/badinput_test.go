@@ -131,18 +131,18 @@ func TestBadInputs(t *testing.T) {
 		{"context names missing user", newErr(client.WithKubeconfig(noCluster), client.WithKubeContext("nouser")), []string{`context "nouser" names user "ghost"`, "--user"}, nil},
 		{"current context missing", newErr(client.WithKubeconfig(noCurrent)), []string{`current-context "prod" is not defined`, "dev", "use-context"}, nil},
 		{"negative QPS", newErr(client.WithRESTConfig(&rest.Config{Host: "https://x"}), client.WithQPS(-1)), []string{"WithQPS(-1)"}, nil},
-		{"nil list function", func() error { return firstErr(client.List[corev1.ConfigMap](t.Context(), nilList)) }, []string{"List: the list function is nil", "cs.CoreV1()"}, nil},
-		{"nil list function to Collect", func() error { _, err := client.Collect[corev1.ConfigMap](t.Context(), nilList); return err }, []string{"Collect: the list function is nil"}, nil},
+		{"nil list function", func() error { return firstErr(client.List[*corev1.ConfigMap](t.Context(), nilList)) }, []string{"List: the list function is nil", "cs.CoreV1()"}, nil},
+		{"nil list function to Collect", func() error { _, err := client.Collect[*corev1.ConfigMap](t.Context(), nilList); return err }, []string{"Collect: the list function is nil"}, nil},
 		{"nil list function to Count", func() error { _, err := client.Count(t.Context(), nilList); return err }, []string{"Count: the list function is nil"}, nil},
 		{"nil dynamic resource", func() error { return firstErr(client.ListDynamic(t.Context(), nil)) }, []string{"ListDynamic", "nil", "c.Dynamic().Resource(gvr)"}, nil},
 		{"bad label selector", func() error {
-			return firstErr(client.List[corev1.ConfigMap](t.Context(), cms, client.LabelSelector("a in (b")))
+			return firstErr(client.List[*corev1.ConfigMap](t.Context(), cms, client.LabelSelector("a in (b")))
 		}, []string{`LabelSelector("a in (b")`, "app=web"}, nil},
 		{"bad field selector", func() error {
-			return firstErr(client.List[corev1.ConfigMap](t.Context(), cms, client.FieldSelector("metadata.name")))
+			return firstErr(client.List[*corev1.ConfigMap](t.Context(), cms, client.FieldSelector("metadata.name")))
 		}, []string{`FieldSelector("metadata.name")`, "spec.nodeName=node-1"}, nil},
-		{"negative page size", func() error { return firstErr(client.List[corev1.ConfigMap](t.Context(), cms, client.PageSize(-1))) }, []string{"PageSize(-1)"}, nil},
-		{"list on cancelled context", func() error { return firstErr(client.List[corev1.ConfigMap](cancelled, cms)) }, nil, context.Canceled},
+		{"negative page size", func() error { return firstErr(client.List[*corev1.ConfigMap](t.Context(), cms, client.PageSize(-1))) }, []string{"PageSize(-1)"}, nil},
+		{"list on cancelled context", func() error { return firstErr(client.List[*corev1.ConfigMap](cancelled, cms)) }, nil, context.Canceled},
 		{"endless reader without ---", func() error { _, err := client.DecodeManifests(t.Context(), zeros{}, "zeros"); return err }, []string{`manifest "zeros" document 1`, "over 67108864 bytes in total", "MaxInputSize"}, client.ErrInputTooLarge},
 		{"/dev/zero", func() error { _, err := client.ReadManifests(t.Context(), []string{"/dev/zero"}); return err }, []string{`"/dev/zero"`, "MaxInputSize"}, client.ErrInputTooLarge},
 		{"endless stdin with small cap", func() error {
@@ -180,7 +180,7 @@ func TestBadInputs(t *testing.T) {
 		{"zero establish timeout", func() error {
 			_, err := c.ApplyManifests(t.Context(), nil, client.EstablishTimeout(0))
 			return err
-		}, []string{"EstablishTimeout(0s) must be positive"}, nil},
+		}, []string{"client: EstablishTimeout(0s): must be positive"}, nil},
 		{"nil object in manifests", func() error {
 			_, err := c.ApplyManifests(t.Context(), []client.Manifest{{Source: "s", Index: 1}})
 			return err
@@ -243,7 +243,7 @@ func TestExpiredErrorIsResourceExpired(t *testing.T) {
 				l.Continue = "next"
 				return l, nil
 			}
-			_, err := client.Collect[corev1.ConfigMap](t.Context(), list)
+			_, err := client.Collect[*corev1.ConfigMap](t.Context(), list)
 			var ee *client.ExpiredError
 			if !errors.As(err, &ee) || ee.Pages != 1 {
 				t.Fatalf("err = %v, want *ExpiredError after 1 page", err)

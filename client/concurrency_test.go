@@ -60,7 +60,7 @@ func TestApplyManifestsConcurrentInOrder(t *testing.T) {
 			t.Errorf("re-apply: %s %s, want unchanged", r.Name(), r.Outcome)
 		}
 	}
-	if _, err := c.ApplyManifests(ctx, ms, client.Concurrency(0)); err == nil || !strings.Contains(err.Error(), "Concurrency(0) must be positive") {
+	if _, err := c.ApplyManifests(ctx, ms, client.Concurrency(0)); err == nil || !strings.Contains(err.Error(), "client: Concurrency(0): must be positive") {
 		t.Errorf("Concurrency(0): %v", err)
 	}
 }

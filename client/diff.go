@@ -68,8 +68,8 @@ func lines(b []byte) []string {
 // It keeps going after a failure; results are in input order and the error
 // joins the failures (a conflict with another field manager among them:
 // [ForceOwnership] takes the fields over in the dry run).
-func (c *Client) Diff(ctx context.Context, ms []Manifest, opts ...WriteOption) ([]DiffResult, error) {
-	o, err := newWriteOptions("Diff", opts)
+func (c *Client) Diff(ctx context.Context, ms []Manifest, opts ...DiffOption) ([]DiffResult, error) {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (c *Client) diffOne(ctx context.Context, mp *Manifest, o *writeOptions) (li
 	if err != nil {
 		return nil, nil, &ManifestError{Manifest: m, Err: err}
 	}
-	r := o.params(c.request("PATCH", t, true), "Apply").SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
+	r := o.params(c.request("PATCH", t, true), true).SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
 	after, _, err := do(ctx, r, "diff: dry-run apply", t)
 	if err != nil {
 		return nil, nil, &ManifestError{Manifest: m, Err: err, Ref: t.String()}

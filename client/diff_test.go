@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/kubekit/kubekit/client"
 )
 
@@ -35,9 +33,8 @@ func TestDiff(t *testing.T) {
 	if u := rs[1].Unified("live", "", "merged", ""); !strings.HasPrefix(u, want) || !strings.Contains(u, "-  k: a\n+  k: b\n") || strings.Contains(u, "managedFields") {
 		t.Errorf("unified diff:\n%s", u)
 	}
-	if _, err := c.Diff(ctx, nil, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err == nil || !strings.Contains(err.Error(), "Diff does not take the PropagationPolicy option") {
-		t.Errorf("Diff with a delete option: %v", err)
-	}
+	// A delete option (PropagationPolicy) does not compile with Diff:
+	// testdata/nocompile, TestMisplacedOptionsDoNotCompile.
 	rs, err = c.Diff(ctx, []client.Manifest{{Source: "test", Index: 2}})
 	if err == nil || rs[0].Err == nil || rs[0].Changed() {
 		t.Errorf("Diff of an empty manifest: %+v, %v", rs, err)

@@ -42,9 +42,11 @@
 // # Lists
 //
 // [List] streams the items of any typed or dynamic List call page by page
-// (Limit and Continue), typed, with memory bounded by one page:
+// (Limit and Continue), typed, with memory bounded by one page; the type
+// argument is the item's pointer type, as everywhere in kubekit (a value
+// type does not compile):
 //
-//	for pod, err := range client.List[corev1.Pod](ctx, c.Kubernetes().CoreV1().Pods("").List) {
+//	for pod, err := range client.List[*corev1.Pod](ctx, c.Kubernetes().CoreV1().Pods("").List) {
 //		if err != nil {
 //			return err
 //		}
@@ -61,7 +63,9 @@
 // # Writes
 //
 // [Client.Get], [Client.Create], [Client.Update], [Client.Patch] (JSON, merge,
-// strategic merge) and [Client.Delete] work on any object: typed structs such
+// strategic merge), [Client.Delete] and [Client.DeleteAllOf] (every object of
+// a kind in a namespace matching [LabelSelector] and [FieldSelector], in one
+// request) work on any object: typed structs such
 // as *appsv1.Deployment (kind from client-go's scheme) and
 // *unstructured.Unstructured custom resources, mapped through the RESTMapper.
 // A namespaced object without a namespace goes to [InNamespace], else the
@@ -70,6 +74,36 @@
 // unchanged, judged from the API server's answers:
 //
 //	outcome, err := c.Apply(ctx, deployment, client.ForceOwnership(true))
+//
+// # Options of each verb
+//
+// Each verb takes its own option interface, as controller-runtime's client
+// does, and each option type implements the interfaces of the verbs it makes
+// sense for: passing [ForceOwnership] to Create or [GracePeriodSeconds] to
+// Apply does not compile. Values are checked when the verb runs: an empty
+// [FieldManager], a negative [GracePeriodSeconds], an unknown
+// [FieldValidation] or [PropagationPolicy]... are errors naming the option,
+// every mistake of one call joined.
+//
+//	verb                              option interface      options
+//	Get, GetScale                     GetOption             InNamespace
+//	Create                            CreateOption          DryRun FieldManager FieldValidation InNamespace
+//	Update, Status().Update           UpdateOption          DryRun FieldManager FieldValidation InNamespace
+//	Patch, Status().Patch, Scale      PatchOption           DryRun FieldManager FieldValidation InNamespace
+//	Apply, ApplyConfiguration         ApplyOption           DryRun FieldManager FieldValidation InNamespace ForceOwnership Recreate
+//	Status().Apply                    StatusApplyOption     DryRun FieldManager FieldValidation InNamespace ForceOwnership
+//	Delete, DeleteManifests           DeleteOption          DryRun InNamespace PropagationPolicy GracePeriodSeconds
+//	DeleteAllOf                       DeleteAllOfOption     DryRun InNamespace PropagationPolicy GracePeriodSeconds LabelSelector FieldSelector
+//	Evict                             EvictOption           DryRun InNamespace GracePeriodSeconds
+//	ApplyManifests, ApplyAndPrune     ApplyManifestsOption  DryRun FieldManager FieldValidation InNamespace ForceOwnership Recreate EstablishTimeout Concurrency
+//	Diff (always a dry run)           DiffOption            FieldManager FieldValidation InNamespace ForceOwnership
+//	Wait                              WaitOption            InNamespace PollInterval OnStatus
+//	List, ListDynamic, Collect, Count ListOption            PageSize LabelSelector FieldSelector AtResourceVersion OnExpired WithListInfo
+//
+// Options shared by several verbs go in a slice of each verb's interface:
+//
+//	applyOpts := []client.ApplyManifestsOption{client.DryRun(true), client.InNamespace(ns)}
+//	deleteOpts := []client.DeleteOption{client.DryRun(true), client.InNamespace(ns)}
 //
 // # Manifests
 //

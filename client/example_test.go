@@ -63,7 +63,7 @@ func ExampleList() {
 	}
 	ctx := context.Background()
 	namespaces := c.Kubernetes().CoreV1().Namespaces()
-	for ns, err := range client.List[corev1.Namespace](ctx, namespaces.List,
+	for ns, err := range client.List[*corev1.Namespace](ctx, namespaces.List,
 		client.PageSize(1), client.LabelSelector("kubernetes.io/metadata.name in (default,kube-system)")) {
 		if err != nil {
 			fmt.Println(err)

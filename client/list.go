@@ -10,8 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 )
@@ -135,21 +133,6 @@ type listOptions struct {
 // must be > 0. Memory use is bounded by one page plus what the caller keeps.
 func PageSize(n int64) ListOption { return listOptionFunc(func(o *listOptions) { o.pageSize = n }) }
 
-// LabelSelector restricts the list to objects matching a label selector,
-// e.g. "app=web,tier!=db". An unparsable selector is an error naming it,
-// before any request.
-func LabelSelector(s string) ListOption {
-	return listOptionFunc(func(o *listOptions) { o.labelSelector = s })
-}
-
-// FieldSelector restricts the list by fields the resource supports, e.g.
-// "spec.nodeName=node-1" for Pods or "metadata.name=x". An unparsable
-// selector is an error naming it, before any request; a field the resource
-// does not support is the API server's 400.
-func FieldSelector(s string) ListOption {
-	return listOptionFunc(func(o *listOptions) { o.fieldSelector = s })
-}
-
 // AtResourceVersion sets the first page's resourceVersion and its match
 // semantics (see the Kubernetes API concepts: "" = most recent, read from
 // etcd; "0" with NotOlderThan = any, possibly from the watch cache; an exact
@@ -178,44 +161,46 @@ func errNilList(fn string) error {
 func newListOptions(opts []ListOption) (listOptions, error) {
 	o := listOptions{pageSize: DefaultPageSize}
 	for _, opt := range opts {
-		opt.applyList(&o)
+		if opt != nil {
+			opt.applyList(&o)
+		}
 	}
+	var errs []error
 	if o.pageSize <= 0 {
-		return o, fmt.Errorf("client: PageSize(%d): must be > 0", o.pageSize)
+		errs = append(errs, fmt.Errorf("client: PageSize(%d): must be > 0; omit it for %d", o.pageSize, DefaultPageSize))
 	}
 	if o.expired < ExpiredFail || o.expired > ExpiredRestart {
-		return o, fmt.Errorf("client: OnExpired(%v): unknown strategy", o.expired)
+		errs = append(errs, fmt.Errorf("client: OnExpired(%v): unknown strategy; use ExpiredFail, ExpiredContinueInconsistent or ExpiredRestart", o.expired))
 	}
-	if _, err := labels.Parse(o.labelSelector); err != nil {
-		return o, fmt.Errorf("client: LabelSelector(%q): %w; use kubectl -l syntax, e.g. \"app=web,tier!=db\" or \"env in (a,b)\"", o.labelSelector, err)
-	}
-	if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
-		return o, fmt.Errorf("client: FieldSelector(%q): %w; use field=value pairs, e.g. \"spec.nodeName=node-1\"", o.fieldSelector, err)
+	if err := checkSelectors(o.labelSelector, o.fieldSelector); err != nil {
+		errs = append(errs, err)
 	}
 	if o.rvMatch != "" && o.rv == "" {
-		return o, fmt.Errorf("client: AtResourceVersion(\"\", %q): a resourceVersion match needs a resourceVersion", o.rvMatch)
+		errs = append(errs, fmt.Errorf("client: AtResourceVersion(\"\", %q): a resourceVersion match needs a resourceVersion; pass one, or an empty match for the most recent", o.rvMatch))
 	}
-	return o, nil
+	return o, errors.Join(errs...)
 }
 
 // List streams the items of any list call page by page (Limit and Continue),
-// as values of type T without type assertions:
+// typed, without type assertions:
 //
-//	for pod, err := range client.List[corev1.Pod](ctx, cs.CoreV1().Pods("").List) {
+//	for pod, err := range client.List[*corev1.Pod](ctx, cs.CoreV1().Pods("").List) {
 //		if err != nil {
 //			return err
 //		}
 //		fmt.Println(pod.Name)
 //	}
 //
-// T is the item type of the list (corev1.Pod for *corev1.PodList). Items
-// are yielded by value (a shallow copy, no allocation), so keeping one does
-// not keep its whole page alive; memory stays bounded by one page plus what
-// the caller keeps. An error is yielded at most once, as the last element: a failed request, an
-// expired continue token (see [OnExpired]), ctx's error when it is cancelled
+// T is the pointer to the item type of the list (*corev1.Pod for
+// *corev1.PodList), as for [ApplyConfiguration], watch.New and informer.For;
+// a value type (List[corev1.Pod]) does not compile. Each item is a shallow
+// copy of the page's, so keeping one does not keep its whole page alive;
+// memory stays bounded by one page plus what the caller keeps. An error is
+// yielded at most once, as the last element: a failed request, an expired
+// continue token (see [OnExpired]), ctx's error when it is cancelled
 // (checked before every item), or a T that does not match the list type.
 // Breaking out of the loop stops it without further requests.
-func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) iter.Seq2[T, error] {
+func List[T Object, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
 		if list == nil {
@@ -229,19 +214,18 @@ func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], 
 		}
 		p := pager[T, L]{list: list, o: o}
 		p.run(ctx, func(items reflect.Value) bool {
-			page := items.Interface().([]T)
-			for i := range page {
+			return eachItem(items, true, func(item T) bool {
 				if err := ctx.Err(); err != nil {
 					p.err = err
 					return false
 				}
 				p.info.Items++
-				if !yield(page[i], nil) {
+				if !yield(item, nil) {
 					p.stopped = true
 					return false
 				}
-			}
-			return true
+				return true
+			})
 		})
 		if p.err != nil && !p.stopped {
 			yield(zero, p.err)
@@ -249,42 +233,70 @@ func List[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], 
 	}
 }
 
+// eachItem calls f with each element of items, a []T or a []E where T is
+// *E (checked by itemsOf), as a T, until f returns false; it reports
+// whether f always returned true. With clone, a T pointing to an E points to
+// a shallow copy of it, not into the page.
+func eachItem[T Object](items reflect.Value, clone bool, f func(T) bool) bool {
+	if page, ok := items.Interface().([]T); ok {
+		for i := range page {
+			if !f(page[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	for i := range items.Len() {
+		v := items.Index(i).Addr()
+		if clone {
+			v = reflect.New(v.Type().Elem())
+			v.Elem().Set(items.Index(i))
+		}
+		if !f(v.Interface().(T)) {
+			return false
+		}
+	}
+	return true
+}
+
 // ListDynamic is List for the dynamic client (any resource, CRDs included):
 //
 //	for obj, err := range client.ListDynamic(ctx, c.Dynamic().Resource(gvr).Namespace(ns)) { ... }
-func ListDynamic(ctx context.Context, ri dynamic.ResourceInterface, opts ...ListOption) iter.Seq2[unstructured.Unstructured, error] {
+func ListDynamic(ctx context.Context, ri dynamic.ResourceInterface, opts ...ListOption) iter.Seq2[*unstructured.Unstructured, error] {
 	if ri == nil || reflect.ValueOf(ri).Kind() == reflect.Pointer && reflect.ValueOf(ri).IsNil() {
-		return func(yield func(unstructured.Unstructured, error) bool) {
-			yield(unstructured.Unstructured{}, errors.New("client: ListDynamic: the resource interface is nil; pass c.Dynamic().Resource(gvr) or .Namespace(ns)"))
+		return func(yield func(*unstructured.Unstructured, error) bool) {
+			yield(nil, errors.New("client: ListDynamic: the resource interface is nil; pass c.Dynamic().Resource(gvr) or .Namespace(ns)"))
 		}
 	}
-	return List[unstructured.Unstructured](ctx, ri.List, opts...)
+	return List[*unstructured.Unstructured](ctx, ri.List, opts...)
 }
 
 // ListMetadata is List for metadata only: names, labels, annotations, owner
-// references and the like of any resource, as metav1.PartialObjectMetadata,
+// references and the like of any resource, as *metav1.PartialObjectMetadata,
 // without spec or status, so a page weighs a fraction of the full objects'
 // (for Pods, about a tenth). namespace "" lists all namespaces (and is the
 // only choice for cluster-scoped resources):
 //
 //	for m, err := range client.ListMetadata(ctx, c, corev1.SchemeGroupVersion.WithResource("pods"), "default") { ... }
-func ListMetadata(ctx context.Context, c *Client, gvr schema.GroupVersionResource, namespace string, opts ...ListOption) iter.Seq2[metav1.PartialObjectMetadata, error] {
+func ListMetadata(ctx context.Context, c *Client, gvr schema.GroupVersionResource, namespace string, opts ...ListOption) iter.Seq2[*metav1.PartialObjectMetadata, error] {
 	if c == nil || gvr.Resource == "" || gvr.Version == "" {
-		return func(yield func(metav1.PartialObjectMetadata, error) bool) {
+		return func(yield func(*metav1.PartialObjectMetadata, error) bool) {
 			if c == nil {
-				yield(metav1.PartialObjectMetadata{}, errors.New("client: ListMetadata: the client is nil; build one with client.New"))
+				yield(nil, errors.New("client: ListMetadata: the client is nil; build one with client.New"))
 				return
 			}
-			yield(metav1.PartialObjectMetadata{}, fmt.Errorf("client: ListMetadata(%v): name the version and the plural resource, e.g. {Version: \"v1\", Resource: \"pods\"}", gvr))
+			yield(nil, fmt.Errorf("client: ListMetadata(%v): name the version and the plural resource, e.g. {Version: \"v1\", Resource: \"pods\"}", gvr))
 		}
 	}
-	return List[metav1.PartialObjectMetadata](ctx, c.meta.Resource(gvr).Namespace(namespace).List, opts...)
+	return List[*metav1.PartialObjectMetadata](ctx, c.meta.Resource(gvr).Namespace(namespace).List, opts...)
 }
 
-// Collect reads every page and returns all items. With ExpiredRestart a
-// restart discards what was collected so far, so the result is always one
+// Collect reads every page and returns all items, T being the pointer to
+// the item type as for [List] (Collect[*corev1.ConfigMap]). The items point
+// into the pages read, without a copy. With ExpiredRestart a restart
+// discards what was collected so far, so the result is always one
 // consistent snapshot (or an error).
-func Collect[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) ([]T, error) {
+func Collect[T Object, L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts ...ListOption) ([]T, error) {
 	if list == nil {
 		return nil, errNilList("Collect")
 	}
@@ -295,7 +307,7 @@ func Collect[T any, L metav1.ListInterface](ctx context.Context, list ListFunc[L
 	var out []T
 	p := pager[T, L]{list: list, o: o, onRestart: func() { out = out[:0] }}
 	p.run(ctx, func(items reflect.Value) bool {
-		out = append(out, items.Interface().([]T)...)
+		eachItem(items, false, func(item T) bool { out = append(out, item); return true })
 		p.info.Items = len(out)
 		return true
 	})
@@ -335,7 +347,7 @@ func Count[L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts .
 		}
 	}
 	var n int64
-	p := pager[struct{}, L]{list: list, o: o, onRestart: func() { n = 0 }, anyItemType: true}
+	p := pager[*unstructured.Unstructured, L]{list: list, o: o, onRestart: func() { n = 0 }, anyItemType: true}
 	p.run(ctx, func(items reflect.Value) bool {
 		n += int64(items.Len())
 		p.info.Items = int(n)
@@ -348,7 +360,7 @@ func Count[L metav1.ListInterface](ctx context.Context, list ListFunc[L], opts .
 }
 
 // pager runs the Limit/Continue loop and the expired-token strategies.
-type pager[T any, L metav1.ListInterface] struct {
+type pager[T Object, L metav1.ListInterface] struct {
 	list        ListFunc[L]
 	o           listOptions
 	onRestart   func()
@@ -439,8 +451,9 @@ func freshContinue(err error) string {
 	return ""
 }
 
-// itemsOf returns l's Items field, checking that its elements are T.
-func itemsOf[T any](l any, anyType bool) (reflect.Value, error) {
+// itemsOf returns l's Items field, checking that its elements are T or
+// that T points to them.
+func itemsOf[T Object](l any, anyType bool) (reflect.Value, error) {
 	v := reflect.ValueOf(l)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
 		return reflect.Value{}, fmt.Errorf("client: list returned %T, want a pointer to a list struct", l)
@@ -449,15 +462,19 @@ func itemsOf[T any](l any, anyType bool) (reflect.Value, error) {
 	if !items.IsValid() || items.Kind() != reflect.Slice {
 		return reflect.Value{}, fmt.Errorf("client: list type %T has no Items slice", l)
 	}
-	if want := reflect.TypeFor[T](); !anyType && items.Type().Elem() != want {
-		return reflect.Value{}, fmt.Errorf("client: List[%s] used with %T, whose items are %s: use List[%s]",
-			want, l, items.Type().Elem(), items.Type().Elem())
+	want, elem := reflect.TypeFor[T](), items.Type().Elem()
+	if !anyType && elem != want && reflect.PointerTo(elem) != want {
+		use := elem
+		if elem.Kind() != reflect.Pointer {
+			use = reflect.PointerTo(elem)
+		}
+		return reflect.Value{}, fmt.Errorf("client: List[%s] used with %T, whose items are %s: use List[%s]", want, l, elem, use)
 	}
 	return items, nil
 }
 
 func itemsLen(l any) (int, error) {
-	items, err := itemsOf[struct{}](l, true)
+	items, err := itemsOf[*unstructured.Unstructured](l, true)
 	if err != nil {
 		return 0, err
 	}

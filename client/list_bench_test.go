@@ -78,7 +78,7 @@ func BenchmarkList(b *testing.B) {
 	}{
 		{"kubekit", func(ctx context.Context) (int, error) {
 			count := 0
-			for cm, err := range client.List[corev1.ConfigMap](ctx, cms.List) {
+			for cm, err := range client.List[*corev1.ConfigMap](ctx, cms.List) {
 				if err != nil {
 					return count, err
 				}

@@ -83,7 +83,7 @@ func TestListPageSizes(t *testing.T) {
 		t.Run(fmt.Sprint("page-", size), func(t *testing.T) {
 			var info client.ListInfo
 			var names []string
-			for cm, err := range client.List[corev1.ConfigMap](t.Context(), c.Kubernetes().CoreV1().ConfigMaps(ns).List,
+			for cm, err := range client.List[*corev1.ConfigMap](t.Context(), c.Kubernetes().CoreV1().ConfigMaps(ns).List,
 				client.PageSize(size), client.WithListInfo(&info)) {
 				if err != nil {
 					t.Fatal(err)
@@ -116,7 +116,7 @@ func TestListDynamicSelectorsCollectCount(t *testing.T) {
 	if n != 1500 {
 		t.Fatalf("dynamic odd items = %d, want 1500", n)
 	}
-	all, err := client.Collect[corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.PageSize(700))
+	all, err := client.Collect[*corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.PageSize(700))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestListDynamicSelectorsCollectCount(t *testing.T) {
 		names[i] = all[i].Name
 	}
 	checkNames(t, names, 3000)
-	one, err := client.Collect[corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.FieldSelector("metadata.name=cm-00042"))
+	one, err := client.Collect[*corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.FieldSelector("metadata.name=cm-00042"))
 	if err != nil || len(one) != 1 || one[0].Data["index"] != "42" {
 		t.Fatalf("field selector: %v %v", one, err)
 	}
@@ -158,7 +158,7 @@ func TestListCancelMidStream(t *testing.T) {
 		lastErr  error
 		afterErr int
 	)
-	for cm, err := range client.List[corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.PageSize(100)) {
+	for cm, err := range client.List[*corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.PageSize(100)) {
 		if lastErr != nil {
 			afterErr++
 		}
@@ -183,7 +183,7 @@ func TestListStopEarly(t *testing.T) {
 	c, ns := bigNamespace(t)
 	var info client.ListInfo
 	n := 0
-	for _, err := range client.List[corev1.ConfigMap](t.Context(), c.Kubernetes().CoreV1().ConfigMaps(ns).List,
+	for _, err := range client.List[*corev1.ConfigMap](t.Context(), c.Kubernetes().CoreV1().ConfigMaps(ns).List,
 		client.PageSize(10), client.WithListInfo(&info)) {
 		if err != nil {
 			t.Fatal(err)
@@ -205,13 +205,13 @@ func TestListBadInput(t *testing.T) {
 		seq  func() error
 		want string
 	}{
-		{"zero page size", func() error { return firstErr(client.List[corev1.ConfigMap](t.Context(), cms, client.PageSize(0))) }, "PageSize(0)"},
-		{"wrong item type", func() error { return firstErr(client.List[corev1.Pod](t.Context(), cms)) }, "use List[v1.ConfigMap]"},
+		{"zero page size", func() error { return firstErr(client.List[*corev1.ConfigMap](t.Context(), cms, client.PageSize(0))) }, "PageSize(0)"},
+		{"wrong item type", func() error { return firstErr(client.List[*corev1.Pod](t.Context(), cms)) }, "use List[*v1.ConfigMap]"},
 		{"bad selector", func() error {
-			return firstErr(client.List[corev1.ConfigMap](t.Context(), cms, client.LabelSelector("a in (b")))
+			return firstErr(client.List[*corev1.ConfigMap](t.Context(), cms, client.LabelSelector("a in (b")))
 		}, "unable to parse requirement"},
 		{"unknown strategy", func() error {
-			_, err := client.Collect[corev1.ConfigMap](t.Context(), cms, client.OnExpired(client.ExpiredStrategy(9)))
+			_, err := client.Collect[*corev1.ConfigMap](t.Context(), cms, client.OnExpired(client.ExpiredStrategy(9)))
 			return err
 		}, "unknown strategy"},
 		{"match without rv", func() error {
@@ -261,7 +261,7 @@ func TestListExpiredContinue(t *testing.T) {
 	t.Run("fail", func(t *testing.T) {
 		var names []string
 		var lastErr error
-		for cm, err := range client.List[corev1.ConfigMap](ctx, list, client.PageSize(size)) {
+		for cm, err := range client.List[*corev1.ConfigMap](ctx, list, client.PageSize(size)) {
 			if err != nil {
 				lastErr = err
 				break
@@ -281,7 +281,7 @@ func TestListExpiredContinue(t *testing.T) {
 	t.Run("continue inconsistent", func(t *testing.T) {
 		var info client.ListInfo
 		var names []string
-		for cm, err := range client.List[corev1.ConfigMap](ctx, list, client.PageSize(size),
+		for cm, err := range client.List[*corev1.ConfigMap](ctx, list, client.PageSize(size),
 			client.OnExpired(client.ExpiredContinueInconsistent), client.WithListInfo(&info)) {
 			if err != nil {
 				t.Fatal(err)
@@ -298,7 +298,7 @@ func TestListExpiredContinue(t *testing.T) {
 	t.Run("restart", func(t *testing.T) {
 		var info client.ListInfo
 		var names []string
-		for cm, err := range client.List[corev1.ConfigMap](ctx, list, client.PageSize(size),
+		for cm, err := range client.List[*corev1.ConfigMap](ctx, list, client.PageSize(size),
 			client.OnExpired(client.ExpiredRestart), client.WithListInfo(&info)) {
 			if err != nil {
 				t.Fatal(err)
@@ -322,7 +322,7 @@ func TestListExpiredContinue(t *testing.T) {
 			}
 			return l, err
 		}
-		all, err := client.Collect[corev1.ConfigMap](ctx, hooked, client.PageSize(size), client.OnExpired(client.ExpiredRestart))
+		all, err := client.Collect[*corev1.ConfigMap](ctx, hooked, client.PageSize(size), client.OnExpired(client.ExpiredRestart))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +343,7 @@ func TestListExpiredContinue(t *testing.T) {
 			}
 			return l, err
 		}
-		_, err := client.Collect[corev1.ConfigMap](ctx, hooked, client.PageSize(size), client.OnExpired(client.ExpiredRestart))
+		_, err := client.Collect[*corev1.ConfigMap](ctx, hooked, client.PageSize(size), client.OnExpired(client.ExpiredRestart))
 		var ee *client.ExpiredError
 		if !errors.As(err, &ee) || ee.Restarts != client.MaxListRestarts {
 			t.Fatalf("err = %v, want ExpiredError after %d restarts", err, client.MaxListRestarts)
@@ -352,4 +352,53 @@ func TestListExpiredContinue(t *testing.T) {
 			t.Fatalf("made %d requests, want %d", pages, 2*(client.MaxListRestarts+1))
 		}
 	})
+}
+
+// ptrList is a list whose items are already pointers, as the watch
+// package's pages are.
+type ptrList struct {
+	metav1.ListMeta
+	Items []*corev1.ConfigMap
+}
+
+// TestListItemShapes: List yields shallow copies (keeping an item does not
+// keep its page), Collect points into the pages, and both take lists whose
+// items are pointers already.
+func TestListItemShapes(t *testing.T) {
+	page := &corev1.ConfigMapList{Items: []corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, {ObjectMeta: metav1.ObjectMeta{Name: "b"}}}}
+	values := func(context.Context, metav1.ListOptions) (*corev1.ConfigMapList, error) { return page, nil }
+	var listed []*corev1.ConfigMap
+	for cm, err := range client.List[*corev1.ConfigMap](t.Context(), values) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, cm)
+	}
+	if len(listed) != 2 || listed[0].Name != "a" || listed[1].Name != "b" || listed[0] == &page.Items[0] || listed[1] == &page.Items[1] {
+		t.Fatalf("List = %v, want copies of a and b", listed)
+	}
+	all, err := client.Collect[*corev1.ConfigMap](t.Context(), values)
+	if err != nil || len(all) != 2 || all[0] != &page.Items[0] || all[1] != &page.Items[1] {
+		t.Fatalf("Collect = %v, %v: want pointers into the page", all, err)
+	}
+
+	ptrs := &ptrList{Items: []*corev1.ConfigMap{&page.Items[0], &page.Items[1]}}
+	pointers := func(context.Context, metav1.ListOptions) (*ptrList, error) { return ptrs, nil }
+	all, err = client.Collect[*corev1.ConfigMap](t.Context(), pointers)
+	if err != nil || len(all) != 2 || all[0] != ptrs.Items[0] || all[1] != ptrs.Items[1] {
+		t.Fatalf("Collect of pointer items = %v, %v", all, err)
+	}
+	n := 0
+	for cm, err := range client.List[*corev1.ConfigMap](t.Context(), pointers) {
+		if err != nil || cm != ptrs.Items[n] {
+			t.Fatalf("List of pointer items: %v, %v", cm, err)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("List of pointer items yielded %d, want 2", n)
+	}
+	if _, err := client.Collect[*corev1.Pod](t.Context(), pointers); err == nil || !strings.Contains(err.Error(), "use List[*v1.ConfigMap]") {
+		t.Fatalf("Collect[*corev1.Pod] of ConfigMap pointers = %v", err)
+	}
 }

@@ -89,8 +89,8 @@ const DefaultConcurrency = 16
 // It keeps going after a failure. The results are in input order, one per
 // manifest; the error joins every result's error (nil when all succeeded),
 // or is an option error with no results.
-func (c *Client) ApplyManifests(ctx context.Context, ms []Manifest, opts ...WriteOption) ([]ManifestResult, error) {
-	o, err := newWriteOptions("ApplyManifests", opts)
+func (c *Client) ApplyManifests(ctx context.Context, ms []Manifest, opts ...ApplyManifestsOption) ([]ManifestResult, error) {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +99,8 @@ func (c *Client) ApplyManifests(ctx context.Context, ms []Manifest, opts ...Writ
 		timeout = *o.establish
 	}
 	workers := DefaultConcurrency
-	if o.concurrency > 0 {
-		workers = o.concurrency
+	if o.concurrency != nil {
+		workers = *o.concurrency
 	}
 	results := make([]ManifestResult, len(ms))
 	var stages [3][]int
@@ -249,8 +249,8 @@ func deadline(crd *unstructured.Unstructured, timeout time.Duration, err error) 
 // otherwise, as with kubectl delete. Each result's Object carries the uid the
 // server reported, so [Client.Wait] with [ForDeleted] can tell the deleted
 // object from one re-created since, as kubectl delete --wait does.
-func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...WriteOption) ([]ManifestResult, error) {
-	o, err := newWriteOptions("DeleteManifests", opts)
+func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...DeleteOption) ([]ManifestResult, error) {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -139,17 +139,18 @@ func newDecodeOptions(opts []DecodeOption) (decodeOptions, error) {
 			opt.applyDecode(&o)
 		}
 	}
+	var errs []error
 	if o.maxDoc <= 0 {
-		return o, fmt.Errorf("client: MaxDocumentSize(%d) must be positive", o.maxDoc)
+		errs = append(errs, fmt.Errorf("client: MaxDocumentSize(%d): must be positive; omit it for %d", o.maxDoc, DefaultMaxDocumentSize))
 	}
 	if o.maxInput <= 0 {
-		return o, fmt.Errorf("client: MaxInputSize(%d): must be positive (default %d, 64 MiB)", o.maxInput, DefaultMaxInputSize)
+		errs = append(errs, fmt.Errorf("client: MaxInputSize(%d): must be positive; omit it for %d (64 MiB)", o.maxInput, DefaultMaxInputSize))
 	}
 	o.remaining = o.maxInput
 	if o.stdin == nil {
-		return o, fmt.Errorf("client: Stdin(nil): give a reader for the path \"-\"")
+		errs = append(errs, errors.New(`client: Stdin(nil): the reader is nil; give a reader for the path "-"`))
 	}
-	return o, nil
+	return o, errors.Join(errs...)
 }
 
 // manifestExtensions are the files ReadManifests picks from a directory, as

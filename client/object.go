@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
-	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,218 +25,6 @@ type Object interface {
 	runtime.Object
 }
 
-// DefaultFieldManager is the field manager Apply, Create, Update and Patch use
-// unless [FieldManager] says otherwise.
-const DefaultFieldManager = "kubekit"
-
-// WriteOption configures one call of Get, Create, Update, Patch, Delete, Apply,
-// ApplyManifests or DeleteManifests. An option that makes no sense for a verb
-// (ForceOwnership on Create, say) is an error naming the option.
-type WriteOption interface{ applyWrite(*writeOptions) }
-
-type writeOptions struct {
-	fieldManager    string
-	force           *bool
-	dryRun          bool
-	fieldValidation string
-	propagation     *metav1.DeletionPropagation
-	gracePeriod     *int64
-	namespace       string
-	establish       *time.Duration
-	concurrency     int
-	recreate        bool
-	set             map[string]bool // option names given, for validation
-}
-
-// FieldManager names the field manager recorded in managedFields (default
-// [DefaultFieldManager], "kubekit"). Apply, Create, Update, Patch and the
-// manifest verbs take it.
-type FieldManager string
-
-func (f FieldManager) applyWrite(o *writeOptions) {
-	o.fieldManager = string(f)
-	o.set["FieldManager"] = true
-}
-
-// ForceOwnership makes Apply take over fields other managers own instead of
-// failing with a 409 Conflict (kubectl's --force-conflicts). Default false.
-type ForceOwnership bool
-
-func (f ForceOwnership) applyWrite(o *writeOptions) {
-	v := bool(f)
-	o.force = &v
-	o.set["ForceOwnership"] = true
-}
-
-// DryRun(true) asks the API server to validate and admit the write without
-// persisting it (dryRun=All, kubectl's --dry-run=server). Default false.
-type DryRun bool
-
-func (d DryRun) applyWrite(o *writeOptions) { o.dryRun = bool(d); o.set["DryRun"] = true }
-
-// FieldValidation sets how the API server treats unknown or duplicate fields
-// on writes: "Ignore", "Warn" (the server's default) or "Strict" (kubectl's
-// default, an error).
-type FieldValidation string
-
-func (f FieldValidation) applyWrite(o *writeOptions) {
-	o.fieldValidation = string(f)
-	o.set["FieldValidation"] = true
-}
-
-// PropagationPolicy sets how Delete and DeleteManifests treat dependents:
-// Background (the default, as kubectl's --cascade=background: the object goes
-// at once and the garbage collector deletes its dependents), Foreground (the
-// object stays, with a foregroundDeletion finalizer, until its blocking
-// dependents are gone) or Orphan (dependents are kept). kubekit always sends
-// a policy: left to itself the API server orphans the Pods of a Job.
-type PropagationPolicy metav1.DeletionPropagation
-
-func (p PropagationPolicy) applyWrite(o *writeOptions) {
-	v := metav1.DeletionPropagation(p)
-	o.propagation = &v
-	o.set["PropagationPolicy"] = true
-}
-
-// GracePeriodSeconds sets Delete's grace period in seconds (0 = immediately;
-// default: the object's own).
-type GracePeriodSeconds int64
-
-func (g GracePeriodSeconds) applyWrite(o *writeOptions) {
-	v := int64(g)
-	o.gracePeriod = &v
-	o.set["GracePeriodSeconds"] = true
-}
-
-// InNamespace is the namespace for namespaced objects that have none, in place
-// of [Client.Namespace] (kubectl's -n). Objects that name another namespace
-// keep theirs.
-type InNamespace string
-
-func (n InNamespace) applyWrite(o *writeOptions) {
-	o.namespace = string(n)
-	o.set["InNamespace"] = true
-}
-
-// EstablishTimeout bounds how long ApplyManifests waits for a
-// CustomResourceDefinition it applied to become Established before applying
-// that CRD's custom resources. Default 30s; it must be positive.
-type EstablishTimeout time.Duration
-
-func (e EstablishTimeout) applyWrite(o *writeOptions) {
-	v := time.Duration(e)
-	o.establish = &v
-	o.set["EstablishTimeout"] = true
-}
-
-// Concurrency bounds how many objects of one stage (Namespaces, then CRDs,
-// then the rest) ApplyManifests applies at once. Default
-// [DefaultConcurrency]; 1 applies one at a time. Every request still goes
-// through the client's rate limiter ([WithQPS], [WithBurst]), and results
-// stay in input order. It must be positive.
-type Concurrency int
-
-func (n Concurrency) applyWrite(o *writeOptions) {
-	o.concurrency = int(n)
-	o.set["Concurrency"] = true
-}
-
-// Recreate(true) makes Apply and ApplyManifests delete and re-create an
-// object when the server rejects the apply because it changes an immutable
-// field (a Job's template, a Service's clusterIP...), as kubectl apply
-// --force does: the object is deleted (propagation Background), Apply waits
-// until it is gone (bounded by ctx), then applies again; the outcome is
-// Configured, as kubectl reports it, and the result says Recreated. If the
-// new object cannot be created, the old one is restored and both errors are
-// returned. Default false. Not with DryRun.
-type Recreate bool
-
-func (r Recreate) applyWrite(o *writeOptions) {
-	o.recreate = bool(r)
-	o.set["Recreate"] = true
-}
-
-// allowedOptions lists the options each verb accepts besides DryRun, which
-// every write takes.
-func allowedOptions(verb string) []string {
-	switch verb {
-	case "Get":
-		return []string{"InNamespace"}
-	case "Create", "Update", "Patch":
-		return []string{"FieldManager", "FieldValidation", "InNamespace"}
-	case "Apply":
-		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership", "Recreate"}
-	case "ApplyManifests":
-		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership", "EstablishTimeout", "Concurrency", "Recreate"}
-	case "Diff":
-		return []string{"FieldManager", "FieldValidation", "InNamespace", "ForceOwnership"}
-	case "Delete", "DeleteManifests":
-		return []string{"PropagationPolicy", "GracePeriodSeconds", "InNamespace"}
-	}
-	return nil
-}
-
-func newWriteOptions(verb string, opts []WriteOption) (writeOptions, error) {
-	o := writeOptions{fieldManager: DefaultFieldManager, set: map[string]bool{}}
-	for _, opt := range opts {
-		if opt != nil {
-			opt.applyWrite(&o)
-		}
-	}
-	for name := range o.set {
-		ok := name == "DryRun" && verb != "Get"
-		for _, a := range allowedOptions(verb) {
-			ok = ok || a == name
-		}
-		if !ok {
-			return o, fmt.Errorf("client: %s does not take the %s option (it takes %v)", verb, name, allowedOptions(verb))
-		}
-	}
-	switch {
-	case o.fieldManager == "":
-		return o, fmt.Errorf("client: %s: FieldManager must not be empty (omit it for %q)", verb, DefaultFieldManager)
-	case o.gracePeriod != nil && *o.gracePeriod < 0:
-		return o, fmt.Errorf("client: %s: GracePeriodSeconds(%d) must be >= 0", verb, *o.gracePeriod)
-	case o.establish != nil && *o.establish <= 0:
-		return o, fmt.Errorf("client: %s: EstablishTimeout(%v) must be positive", verb, time.Duration(*o.establish))
-	case o.set["Concurrency"] && o.concurrency <= 0:
-		return o, fmt.Errorf("client: %s: Concurrency(%d) must be positive (1 applies one object at a time)", verb, o.concurrency)
-	case o.recreate && o.dryRun:
-		return o, fmt.Errorf("client: %s: Recreate(true) cannot be used with DryRun(true): a dry run cannot delete and re-create", verb)
-	}
-	switch o.fieldValidation {
-	case "", "Ignore", "Warn", "Strict":
-	default:
-		return o, fmt.Errorf("client: %s: FieldValidation(%q) must be Ignore, Warn or Strict", verb, o.fieldValidation)
-	}
-	if o.propagation != nil {
-		switch *o.propagation {
-		case metav1.DeletePropagationOrphan, metav1.DeletePropagationBackground, metav1.DeletePropagationForeground:
-		default:
-			return o, fmt.Errorf("client: %s: PropagationPolicy(%q) must be Orphan, Background or Foreground", verb, *o.propagation)
-		}
-	}
-	return o, nil
-}
-
-// params puts the write options on a request.
-func (o *writeOptions) params(r *rest.Request, verb string) *rest.Request {
-	if o.dryRun {
-		r = r.Param("dryRun", metav1.DryRunAll)
-	}
-	if verb == "Delete" || verb == "Get" {
-		return r
-	}
-	r = r.Param("fieldManager", o.fieldManager)
-	if o.fieldValidation != "" {
-		r = r.Param("fieldValidation", o.fieldValidation)
-	}
-	if o.force != nil && verb == "Apply" {
-		r = r.Param("force", strconv.FormatBool(*o.force))
-	}
-	return r
-}
-
 // target is where an object lives on the server.
 type target struct {
 	gvk        schema.GroupVersionKind
@@ -254,7 +40,10 @@ func (t target) String() string {
 	if t.mapping.Resource.Group != "" {
 		r += "." + t.mapping.Resource.Group
 	}
-	if t.namespace != "" {
+	switch {
+	case t.name == "" && t.namespace != "":
+		return r + " in namespace " + t.namespace
+	case t.namespace != "":
 		return r + " " + t.namespace + "/" + t.name
 	}
 	return r + " " + t.name
@@ -280,8 +69,10 @@ func GVKFor(obj runtime.Object) (schema.GroupVersionKind, error) {
 	return gvks[0], nil
 }
 
-// locate maps obj to its resource and fills in a missing namespace.
-func (c *Client) locate(obj Object, o *writeOptions, needName bool) (target, error) {
+// resolve maps obj to its resource and namespace (a namespaced object
+// without one goes to InNamespace, else the client's namespace, else
+// "default") without modifying obj.
+func (c *Client) resolve(obj Object, o *writeOptions, needName bool) (target, error) {
 	gvk, err := GVKFor(obj)
 	if err != nil {
 		return target{}, err
@@ -305,11 +96,19 @@ func (c *Client) locate(obj Object, o *writeOptions, needName bool) (target, err
 		if t.namespace == "" {
 			t.namespace = metav1.NamespaceDefault
 		}
-		obj.SetNamespace(t.namespace)
-	} else {
-		obj.SetNamespace("")
 	}
 	return t, nil
+}
+
+// locate is resolve for the verbs that send obj and fill it with the
+// answer: it also sets obj's namespace to the target's ("" for
+// cluster-scoped kinds).
+func (c *Client) locate(obj Object, o *writeOptions, needName bool) (target, error) {
+	t, err := c.resolve(obj, o, needName)
+	if err == nil {
+		obj.SetNamespace(t.namespace)
+	}
+	return t, err
 }
 
 // request starts a request for t on the shared, rate-limited REST client,
@@ -385,8 +184,8 @@ func do(ctx context.Context, r *rest.Request, what string, t target) ([]byte, in
 
 // Get reads the object named by obj's metadata (name and, for namespaced
 // kinds, namespace, defaulting like the writes) and fills obj with it.
-func (c *Client) Get(ctx context.Context, obj Object, opts ...WriteOption) error {
-	o, err := newWriteOptions("Get", opts)
+func (c *Client) Get(ctx context.Context, obj Object, opts ...GetOption) error {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
@@ -403,23 +202,23 @@ func (c *Client) Get(ctx context.Context, obj Object, opts ...WriteOption) error
 
 // Create creates obj and fills it with the server's answer (uid,
 // resourceVersion, defaults...). An existing object is an AlreadyExists error.
-func (c *Client) Create(ctx context.Context, obj Object, opts ...WriteOption) error {
-	o, err := newWriteOptions("Create", opts)
+func (c *Client) Create(ctx context.Context, obj Object, opts ...CreateOption) error {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, "Create", "POST", obj, &o, false)
+	return c.write(ctx, "create", "POST", obj, &o, false)
 }
 
 // Update replaces obj on the server and fills it with the server's answer. A
 // resourceVersion in obj makes it conditional (409 Conflict if the object
 // changed since).
-func (c *Client) Update(ctx context.Context, obj Object, opts ...WriteOption) error {
-	o, err := newWriteOptions("Update", opts)
+func (c *Client) Update(ctx context.Context, obj Object, opts ...UpdateOption) error {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, "Update", "PUT", obj, &o, true)
+	return c.write(ctx, "update", "PUT", obj, &o, true)
 }
 
 func (c *Client) write(ctx context.Context, verb, method string, obj Object, o *writeOptions, withName bool) error {
@@ -431,8 +230,8 @@ func (c *Client) write(ctx context.Context, verb, method string, obj Object, o *
 	if err != nil {
 		return err
 	}
-	r := o.params(c.request(method, t, withName), verb).SetHeader("Content-Type", "application/json").Body(data)
-	body, _, err := do(ctx, r, lower(verb), t)
+	r := o.params(c.request(method, t, withName), false).SetHeader("Content-Type", "application/json").Body(data)
+	body, _, err := do(ctx, r, verb, t)
 	if err != nil {
 		return err
 	}
@@ -461,40 +260,35 @@ func StrategicMergePatch(data []byte) Patch {
 
 // Patch patches the object named by obj's metadata with p and fills obj with
 // the result. Only obj's kind, name and namespace are used.
-func (c *Client) Patch(ctx context.Context, obj Object, p Patch, opts ...WriteOption) error {
-	o, err := newWriteOptions("Patch", opts)
+func (c *Client) Patch(ctx context.Context, obj Object, p Patch, opts ...PatchOption) error {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
-	switch p.Type {
-	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
-	case types.ApplyYAMLPatchType, types.ApplyCBORPatchType:
-		return fmt.Errorf("client: Patch: use Apply for server-side apply")
-	default:
-		return fmt.Errorf("client: Patch: unknown patch type %q; build the patch with JSONPatch, MergePatch or StrategicMergePatch", p.Type)
-	}
-	if len(p.Data) == 0 {
-		return fmt.Errorf("client: Patch: empty patch data")
+	if err := checkPatch("Patch", p); err != nil {
+		return err
 	}
 	t, err := c.locate(obj, &o, true)
 	if err != nil {
 		return err
 	}
-	body, _, err := do(ctx, o.params(c.request("PATCH", t, true), "Patch").SetHeader("Content-Type", string(p.Type)).Body(p.Data), "patch", t)
+	body, _, err := do(ctx, o.params(c.request("PATCH", t, true), false).SetHeader("Content-Type", string(p.Type)).Body(p.Data), "patch", t)
 	if err != nil {
 		return err
 	}
 	return decodeInto(obj, body)
 }
 
-// Delete deletes the object named by obj's metadata. A missing object is a
-// NotFound error (see [IgnoreNotFound]). obj is left as it was.
-func (c *Client) Delete(ctx context.Context, obj Object, opts ...WriteOption) error {
-	o, err := newWriteOptions("Delete", opts)
+// Delete deletes the object named by obj's metadata (a namespaced object
+// without a namespace is looked for in [InNamespace], else the client's
+// namespace). A missing object is a NotFound error (see [IgnoreNotFound]).
+// obj is not modified.
+func (c *Client) Delete(ctx context.Context, obj Object, opts ...DeleteOption) error {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
-	t, err := c.locate(obj, &o, true)
+	t, err := c.resolve(obj, &o, true)
 	if err != nil {
 		return err
 	}
@@ -503,15 +297,7 @@ func (c *Client) Delete(ctx context.Context, obj Object, opts ...WriteOption) er
 }
 
 func (c *Client) delete(ctx context.Context, t target, o *writeOptions) ([]byte, error) {
-	policy := metav1.DeletePropagationBackground
-	if o.propagation != nil {
-		policy = *o.propagation
-	}
-	del := metav1.DeleteOptions{PropagationPolicy: &policy, GracePeriodSeconds: o.gracePeriod}
-	if o.dryRun {
-		del.DryRun = []string{metav1.DryRunAll}
-	}
-	data, err := json.Marshal(del)
+	data, err := json.Marshal(o.deleteOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -519,10 +305,41 @@ func (c *Client) delete(ctx context.Context, t target, o *writeOptions) ([]byte,
 	return body, err
 }
 
-func lower(s string) string {
-	b := []byte(s)
-	if len(b) > 0 && b[0] >= 'A' && b[0] <= 'Z' {
-		b[0] += 'a' - 'A'
+// DeleteAllOf deletes, in one request (the API's deletecollection, what
+// kubectl delete -l does server-side), every object of obj's kind in obj's
+// namespace that matches [LabelSelector] and [FieldSelector]; without a
+// selector, every object of that kind in the namespace. obj gives only the
+// kind (typed, or unstructured with apiVersion and kind) and the namespace
+// (defaulting like the other verbs: [InNamespace], else the client's
+// namespace; ignored for cluster-scoped kinds); it must not have a name, so
+// that a Delete meant for one object cannot delete a collection. obj is not
+// modified. Dependents are deleted in the background unless
+// [PropagationPolicy] says otherwise; [GracePeriodSeconds] and [DryRun]
+// apply. It returns once the server accepted the deletion: objects with
+// finalizers may linger ([Client.Wait] with [ForDeleted] waits for them).
+func (c *Client) DeleteAllOf(ctx context.Context, obj Object, opts ...DeleteAllOfOption) error {
+	o, err := newWriteOptions(opts)
+	if err != nil {
+		return err
 	}
-	return string(b)
+	t, err := c.resolve(obj, &o, false)
+	if err != nil {
+		return err
+	}
+	if t.name != "" {
+		return fmt.Errorf("client: DeleteAllOf: the object is named %q; leave metadata.name empty and select with LabelSelector or FieldSelector, or use Delete for one object", t.name)
+	}
+	data, err := json.Marshal(o.deleteOptions())
+	if err != nil {
+		return err
+	}
+	r := c.request("DELETE", t, false).SetHeader("Content-Type", "application/json").Body(data)
+	if o.labelSelector != "" {
+		r = r.Param("labelSelector", o.labelSelector)
+	}
+	if o.fieldSelector != "" {
+		r = r.Param("fieldSelector", o.fieldSelector)
+	}
+	_, _, err = do(ctx, r, "delete collection", t)
+	return err
 }

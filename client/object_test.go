@@ -166,17 +166,17 @@ func TestWriteApplyOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			steps := []struct {
 				replicas int32
-				opts     []client.WriteOption
+				opts     []client.ApplyOption
 				want     client.Outcome
 				stored   bool
 			}{
-				{1, []client.WriteOption{client.DryRun(true)}, client.Created, false},
+				{1, []client.ApplyOption{client.DryRun(true)}, client.Created, false},
 				{1, nil, client.Created, true},
 				{1, nil, client.Unchanged, true},
-				{1, []client.WriteOption{client.DryRun(true)}, client.Unchanged, true},
-				{2, []client.WriteOption{client.DryRun(true)}, client.Configured, true},
+				{1, []client.ApplyOption{client.DryRun(true)}, client.Unchanged, true},
+				{2, []client.ApplyOption{client.DryRun(true)}, client.Configured, true},
 				{2, nil, client.Configured, true},
-				{2, []client.WriteOption{client.FieldManager("kubekit")}, client.Unchanged, true},
+				{2, []client.ApplyOption{client.FieldManager("kubekit")}, client.Unchanged, true},
 			}
 			lastRV := ""
 			for i, s := range steps {
@@ -344,9 +344,9 @@ func TestWriteBadInput(t *testing.T) {
 		{"unregistered type", func(ctx context.Context) error { return c.Create(ctx, &notRegistered{}) }, "not registered", nil},
 		{"nil object", func(ctx context.Context) error { return c.Get(ctx, (*corev1.ConfigMap)(nil)) }, "nil object", nil},
 		{"no name", func(ctx context.Context) error { return c.Create(ctx, &corev1.ConfigMap{}) }, "no metadata.name", nil},
-		{"force on create", func(ctx context.Context) error { return c.Create(ctx, cm(), client.ForceOwnership(true)) }, "Create does not take the ForceOwnership option", nil},
-		{"dry run on get", func(ctx context.Context) error { return c.Get(ctx, cm(), client.DryRun(true)) }, "Get does not take the DryRun option", nil},
-		{"empty field manager", func(ctx context.Context) error { _, err := c.Apply(ctx, cm(), client.FieldManager("")); return err }, "FieldManager must not be empty", nil},
+		// ForceOwnership on Create and DryRun on Get do not compile:
+		// testdata/nocompile, TestMisplacedOptionsDoNotCompile.
+		{"empty field manager", func(ctx context.Context) error { _, err := c.Apply(ctx, cm(), client.FieldManager("")); return err }, `client: FieldManager(""): must not be empty`, nil},
 		{"bad validation", func(ctx context.Context) error { return c.Create(ctx, cm(), client.FieldValidation("Loose")) }, "must be Ignore, Warn or Strict", nil},
 		{"bad propagation", func(ctx context.Context) error { return c.Delete(ctx, cm(), client.PropagationPolicy("Sideways")) }, "must be Orphan", nil},
 		{"negative grace", func(ctx context.Context) error { return c.Delete(ctx, cm(), client.GracePeriodSeconds(-1)) }, ">= 0", nil},

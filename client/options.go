@@ -71,55 +71,52 @@ func (o *options) validate() error {
 	if o.kubeconfigSet {
 		sources++
 		if o.kubeconfig == "" {
-			errs = append(errs, errors.New("WithKubeconfig: empty path (omit the option to use $KUBECONFIG or ~/.kube/config)"))
+			errs = append(errs, errors.New(`client: WithKubeconfig(""): the path is empty; omit the option to use $KUBECONFIG or ~/.kube/config`))
 		}
 	}
 	if o.inCluster {
 		sources++
 		if o.context != "" {
-			errs = append(errs, errors.New("WithKubeContext cannot be combined with WithInCluster: in-cluster configuration has no contexts"))
+			errs = append(errs, fmt.Errorf("client: WithKubeContext(%q): cannot be combined with WithInCluster, in-cluster configuration has no contexts; drop one of the two", o.context))
 		}
 	}
 	if o.restConfigSet {
 		sources++
 		if o.restConfig == nil {
-			errs = append(errs, errors.New("WithRESTConfig(nil): the config is nil; pass a *rest.Config or use WithKubeconfig"))
+			errs = append(errs, errors.New("client: WithRESTConfig(nil): the config is nil; pass a *rest.Config or use WithKubeconfig"))
 		}
 		if o.context != "" {
-			errs = append(errs, errors.New("WithKubeContext cannot be combined with WithRESTConfig: a rest.Config has no contexts"))
+			errs = append(errs, fmt.Errorf("client: WithKubeContext(%q): cannot be combined with WithRESTConfig, a rest.Config has no contexts; drop one of the two", o.context))
 		}
 	}
 	if sources > 1 {
-		errs = append(errs, errors.New("choose one of WithKubeconfig, WithInCluster and WithRESTConfig"))
+		errs = append(errs, fmt.Errorf("client: New: %d configuration sources given; choose one of WithKubeconfig, WithInCluster and WithRESTConfig", sources))
 	}
 	if o.timeout < 0 {
-		errs = append(errs, fmt.Errorf("WithTimeout(%v): must be >= 0 (0 means no whole-request timeout)", o.timeout))
+		errs = append(errs, fmt.Errorf("client: WithTimeout(%v): must be >= 0; 0 means no whole-request timeout", o.timeout))
 	}
 	if o.dialTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("WithDialTimeout(%v): must be > 0", o.dialTimeout))
+		errs = append(errs, fmt.Errorf("client: WithDialTimeout(%v): must be > 0; omit it for %v", o.dialTimeout, DefaultDialTimeout))
 	}
 	if o.tlsTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("WithTLSHandshakeTimeout(%v): must be > 0", o.tlsTimeout))
+		errs = append(errs, fmt.Errorf("client: WithTLSHandshakeTimeout(%v): must be > 0; omit it for %v", o.tlsTimeout, DefaultTLSHandshakeTimeout))
 	}
 	if o.qps <= 0 {
-		errs = append(errs, fmt.Errorf("WithQPS(%v): must be > 0 (use WithRateLimit(false) to disable client-side throttling)", o.qps))
+		errs = append(errs, fmt.Errorf("client: WithQPS(%v): must be > 0; use WithRateLimit(false) to disable client-side throttling", o.qps))
 	}
 	if o.burst <= 0 {
-		errs = append(errs, fmt.Errorf("WithBurst(%d): must be > 0", o.burst))
+		errs = append(errs, fmt.Errorf("client: WithBurst(%d): must be > 0; omit it for %d", o.burst, DefaultBurst))
 	}
 	if o.noRateLimit && (o.qpsSet || o.burstSet) {
-		errs = append(errs, errors.New("WithRateLimit(false) conflicts with WithQPS/WithBurst"))
+		errs = append(errs, errors.New("client: WithRateLimit(false): conflicts with WithQPS/WithBurst; drop one or the other"))
 	}
 	if err := checkUserAgent(o.userAgent); err != nil {
-		errs = append(errs, fmt.Errorf("WithUserAgent(%q): %w", o.userAgent, err))
+		errs = append(errs, fmt.Errorf("client: WithUserAgent(%q): %w", o.userAgent, err))
 	}
 	if o.warningsSet && o.warnings == nil {
-		errs = append(errs, errors.New("WithWarningHandler(nil): the handler is nil; pass rest.NoWarnings{} to drop API warnings, or omit the option to log them"))
+		errs = append(errs, errors.New("client: WithWarningHandler(nil): the handler is nil; pass rest.NoWarnings{} to drop API warnings, or omit the option to log them"))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("client: invalid options: %w", errors.Join(errs...))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // WithKubeconfig loads the kubeconfig file at path instead of $KUBECONFIG or

@@ -71,7 +71,7 @@ func TestNewBadInput(t *testing.T) {
 		want []string
 	}{
 		{"missing kubeconfig", []client.Option{client.WithKubeconfig(filepath.Join(home, "nope"))}, []string{"nope", "no such file"}},
-		{"empty kubeconfig path", []client.Option{client.WithKubeconfig("")}, []string{"WithKubeconfig: empty path"}},
+		{"empty kubeconfig path", []client.Option{client.WithKubeconfig("")}, []string{`client: WithKubeconfig(""): the path is empty`}},
 		{"malformed kubeconfig", []client.Option{client.WithKubeconfig(malformed)}, []string{"bad.yaml"}},
 		{"unknown context", []client.Option{client.WithKubeconfig(good), client.WithKubeContext("prod")}, []string{`no context "prod"`, "ctx-a, ctx-b"}},
 		{"in-cluster outside a cluster", []client.Option{client.WithInCluster()}, []string{"in-cluster", "run inside a Pod"}},

@@ -31,8 +31,8 @@ func (c *Client) Status() *StatusWriter { return &StatusWriter{c} }
 // resourceVersion in obj makes it conditional (409 Conflict if the object
 // changed since), which is what a controller wants: it computed the status
 // from what it read.
-func (w *StatusWriter) Update(ctx context.Context, obj Object, opts ...WriteOption) error {
-	o, err := newWriteOptions("Update", opts)
+func (w *StatusWriter) Update(ctx context.Context, obj Object, opts ...UpdateOption) error {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (w *StatusWriter) Update(ctx context.Context, obj Object, opts ...WriteOpti
 	if err != nil {
 		return err
 	}
-	r := o.params(w.c.request("PUT", t, true).SubResource("status"), "Update").SetHeader("Content-Type", "application/json").Body(data)
+	r := o.params(w.c.request("PUT", t, true).SubResource("status"), false).SetHeader("Content-Type", "application/json").Body(data)
 	body, _, err := do(ctx, r, "update status", t)
 	if err != nil {
 		return err
@@ -55,8 +55,8 @@ func (w *StatusWriter) Update(ctx context.Context, obj Object, opts ...WriteOpti
 // Patch patches obj's status with p (PATCH .../status) and fills obj with
 // the result; only obj's kind, name and namespace are used. The patch is
 // written as for the whole object ({"status": {...}} for a merge patch).
-func (w *StatusWriter) Patch(ctx context.Context, obj Object, p Patch, opts ...WriteOption) error {
-	o, err := newWriteOptions("Patch", opts)
+func (w *StatusWriter) Patch(ctx context.Context, obj Object, p Patch, opts ...PatchOption) error {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (w *StatusWriter) Patch(ctx context.Context, obj Object, p Patch, opts ...W
 	if err != nil {
 		return err
 	}
-	r := o.params(w.c.request("PATCH", t, true).SubResource("status"), "Patch").SetHeader("Content-Type", string(p.Type)).Body(p.Data)
+	r := o.params(w.c.request("PATCH", t, true).SubResource("status"), false).SetHeader("Content-Type", string(p.Type)).Body(p.Data)
 	body, _, err := do(ctx, r, "patch status", t)
 	if err != nil {
 		return err
@@ -81,8 +81,8 @@ func (w *StatusWriter) Patch(ctx context.Context, obj Object, p Patch, opts ...W
 // unchanged from the resourceVersion, as [Client.Apply]. obj should carry
 // apiVersion, kind, name, namespace and only the status fields this manager
 // owns. The object must exist: a status apply does not create it.
-func (w *StatusWriter) Apply(ctx context.Context, obj Object, opts ...WriteOption) (Outcome, error) {
-	o, err := newWriteOptions("Apply", opts)
+func (w *StatusWriter) Apply(ctx context.Context, obj Object, opts ...StatusApplyOption) (Outcome, error) {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return "", err
 	}
@@ -98,7 +98,7 @@ func (w *StatusWriter) Apply(ctx context.Context, obj Object, opts ...WriteOptio
 	if err != nil {
 		return "", err
 	}
-	r := o.params(w.c.request("PATCH", t, true).SubResource("status"), "Apply").SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
+	r := o.params(w.c.request("PATCH", t, true).SubResource("status"), true).SetHeader("Content-Type", string(types.ApplyYAMLPatchType)).Body(data)
 	after, _, err := do(ctx, r, "apply status", t)
 	if err != nil {
 		return "", err
@@ -116,12 +116,12 @@ func (w *StatusWriter) Apply(ctx context.Context, obj Object, opts ...WriteOptio
 // ReplicaSet, or a custom resource that declares one): desired and current
 // replicas and the label selector. Only obj's kind, name and namespace are
 // used.
-func (c *Client) GetScale(ctx context.Context, obj Object, opts ...WriteOption) (*autoscalingv1.Scale, error) {
-	o, err := newWriteOptions("Get", opts)
+func (c *Client) GetScale(ctx context.Context, obj Object, opts ...GetOption) (*autoscalingv1.Scale, error) {
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.locate(obj, &o, true)
+	t, err := c.resolve(obj, &o, true)
 	if err != nil {
 		return nil, err
 	}
@@ -140,20 +140,20 @@ func (c *Client) GetScale(ctx context.Context, obj Object, opts ...WriteOption) 
 // (kubectl scale) and returns the new Scale. Only obj's kind, name and
 // namespace are used. The write is unconditional, as kubectl's without
 // --resource-version.
-func (c *Client) Scale(ctx context.Context, obj Object, replicas int32, opts ...WriteOption) (*autoscalingv1.Scale, error) {
+func (c *Client) Scale(ctx context.Context, obj Object, replicas int32, opts ...PatchOption) (*autoscalingv1.Scale, error) {
 	if replicas < 0 {
-		return nil, fmt.Errorf("client: Scale(%d): replicas must be >= 0", replicas)
+		return nil, fmt.Errorf("client: Scale(%d): replicas must be >= 0; pass the desired number of replicas (0 scales to zero)", replicas)
 	}
-	o, err := newWriteOptions("Patch", opts)
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.locate(obj, &o, true)
+	t, err := c.resolve(obj, &o, true)
 	if err != nil {
 		return nil, err
 	}
 	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
-	r := o.params(c.request("PATCH", t, true).SubResource("scale"), "Patch").SetHeader("Content-Type", string(types.MergePatchType)).Body(patch)
+	r := o.params(c.request("PATCH", t, true).SubResource("scale"), false).SetHeader("Content-Type", string(types.MergePatchType)).Body(patch)
 	body, _, err := do(ctx, r, "scale", t)
 	if err != nil {
 		return nil, err
@@ -170,15 +170,15 @@ func (c *Client) Scale(ctx context.Context, obj Object, replicas int32, opts ...
 // honours PodDisruptionBudgets, and answers 429 Too Many Requests when a
 // budget forbids it now (apierrors.IsTooManyRequests: retry later).
 // [DryRun] and [GracePeriodSeconds] apply.
-func (c *Client) Evict(ctx context.Context, pod *corev1.Pod, opts ...WriteOption) error {
+func (c *Client) Evict(ctx context.Context, pod *corev1.Pod, opts ...EvictOption) error {
 	if pod == nil {
-		return fmt.Errorf("client: Evict: the Pod is nil")
+		return fmt.Errorf("client: Evict: the Pod is nil; pass the Pod to evict, with its name and namespace")
 	}
-	o, err := newWriteOptions("Delete", opts)
+	o, err := newWriteOptions(opts)
 	if err != nil {
 		return err
 	}
-	t, err := c.locate(pod, &o, true)
+	t, err := c.resolve(pod, &o, true)
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func ForCondition(name string) Condition {
 	}
 	var err error
 	if typ == "" || value == "" {
-		err = fmt.Errorf("client: ForCondition(%q): want a condition type, optionally with a value: \"Available\" or \"Ready=False\"", name)
+		err = fmt.Errorf("client: ForCondition(%q): the condition type or value is empty; pass a type, optionally with a value: \"Available\" or \"Ready=False\"", name)
 	}
 	return Condition{name: "condition=" + name, err: err, mustExist: true, met: func(live *unstructured.Unstructured, _ Object) (bool, error) {
 		conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
@@ -187,7 +187,7 @@ func (c *Client) Wait(ctx context.Context, objs []Object, cond Condition, opts .
 		}
 	}
 	if o.interval <= 0 {
-		return nil, fmt.Errorf("client: Wait: PollInterval(%v) must be positive", o.interval)
+		return nil, fmt.Errorf("client: PollInterval(%v): must be positive; omit it for %v", o.interval, DefaultPollInterval)
 	}
 	if cond.err != nil {
 		return nil, cond.err

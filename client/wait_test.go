@@ -42,7 +42,7 @@ func TestWaitReadyAndBadInput(t *testing.T) {
 		opts []client.WaitOption
 		want string
 	}{
-		{"zero interval", client.ForReady(), []client.WaitOption{client.PollInterval(0)}, "PollInterval(0s) must be positive"},
+		{"zero interval", client.ForReady(), []client.WaitOption{client.PollInterval(0)}, "client: PollInterval(0s): must be positive"},
 		{"empty condition", client.Condition{}, nil, "the Condition is empty"},
 		{"condition without a type", client.ForCondition("=True"), nil, `ForCondition("=True")`},
 	}

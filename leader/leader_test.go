@@ -256,8 +256,8 @@ func TestBadInput(t *testing.T) {
 		{"empty namespace", c, "", "x", fn, nil, `namespace "" of the Lease`},
 		{"bad name", c, "default", "Not_A_Name", fn, nil, `Lease name "Not_A_Name"`},
 		{"empty identity", c, "default", "x", fn, []leader.Option{leader.WithIdentity(" ")}, "WithIdentity"},
-		{"lease not longer than renew", c, "default", "x", fn, []leader.Option{leader.WithLeaseDuration(10 * time.Second)}, "WithLeaseDuration(10s) must be longer than WithRenewDeadline(10s)"},
-		{"renew too close to retry", c, "default", "x", fn, []leader.Option{leader.WithRetryPeriod(9 * time.Second)}, "WithRenewDeadline(10s) must be longer than 1.2 x WithRetryPeriod(9s)"},
+		{"lease not longer than renew", c, "default", "x", fn, []leader.Option{leader.WithLeaseDuration(10 * time.Second)}, "leader: WithLeaseDuration(10s): must be longer than WithRenewDeadline(10s)"},
+		{"renew too close to retry", c, "default", "x", fn, []leader.Option{leader.WithRetryPeriod(9 * time.Second)}, "leader: WithRenewDeadline(10s): must be longer than 1.2 x WithRetryPeriod(9s)"},
 		{"zero retry", c, "default", "x", fn, []leader.Option{leader.WithRetryPeriod(0)}, "WithRetryPeriod(0s): must be positive"},
 		{"negative lease", c, "default", "x", fn, []leader.Option{leader.WithLeaseDuration(-time.Second)}, "WithLeaseDuration(-1s): must be positive"},
 	}

@@ -118,19 +118,19 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("leader: WithIdentity(%q): the identity must not be empty; leave the option out for the default (hostname and a random suffix)", o.identity))
 	}
 	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"WithLeaseDuration", o.leaseDuration}, {"WithRenewDeadline", o.renewDeadline}, {"WithRetryPeriod", o.retryPeriod}} {
+		name     string
+		v, deflt time.Duration
+	}{{"WithLeaseDuration", o.leaseDuration, DefaultLeaseDuration}, {"WithRenewDeadline", o.renewDeadline, DefaultRenewDeadline}, {"WithRetryPeriod", o.retryPeriod, DefaultRetryPeriod}} {
 		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("leader: %s(%s): must be positive", d.name, d.v))
+			errs = append(errs, fmt.Errorf("leader: %s(%s): must be positive; omit it for %s", d.name, d.v, d.deflt))
 		}
 	}
 	if o.leaseDuration > 0 && o.renewDeadline > 0 && o.leaseDuration <= o.renewDeadline {
-		errs = append(errs, fmt.Errorf("leader: WithLeaseDuration(%s) must be longer than WithRenewDeadline(%s): a leader must give up before another candidate may take over (defaults %s and %s)",
+		errs = append(errs, fmt.Errorf("leader: WithLeaseDuration(%s): must be longer than WithRenewDeadline(%s), a leader must give up before another candidate may take over; raise the lease duration or lower the deadline (defaults %s and %s)",
 			o.leaseDuration, o.renewDeadline, DefaultLeaseDuration, DefaultRenewDeadline))
 	}
 	if o.renewDeadline > 0 && o.retryPeriod > 0 && o.renewDeadline <= time.Duration(leaderelection.JitterFactor*float64(o.retryPeriod)) {
-		errs = append(errs, fmt.Errorf("leader: WithRenewDeadline(%s) must be longer than %.1f x WithRetryPeriod(%s), or a single slow retry loses the lead (defaults %s and %s)",
+		errs = append(errs, fmt.Errorf("leader: WithRenewDeadline(%s): must be longer than %.1f x WithRetryPeriod(%s), or a single slow retry loses the lead; raise the deadline or lower the retry period (defaults %s and %s)",
 			o.renewDeadline, leaderelection.JitterFactor, o.retryPeriod, DefaultRenewDeadline, DefaultRetryPeriod))
 	}
 	return errors.Join(errs...)

@@ -52,7 +52,7 @@ func TestBadInputs(t *testing.T) {
 		{"zero drain timeout", func(*queue.Queue[string]) error { return newErr(queue.WithDrainTimeout(0))() }, []string{"WithDrainTimeout(0s)", "> 0"}, nil},
 		{"negative drain timeout", func(*queue.Queue[string]) error { return newErr(queue.WithDrainTimeout(-time.Second))() }, []string{"WithDrainTimeout(-1s)"}, nil},
 		{"negative backoff", func(*queue.Queue[string]) error { return newErr(queue.WithBackoff(-1, time.Second))() }, []string{"WithBackoff", "0 < base <= max"}, nil},
-		{"nil clock", func(*queue.Queue[string]) error { return newErr(queue.WithClock(nil))() }, []string{"nil clock", "omit the option"}, nil},
+		{"nil clock", func(*queue.Queue[string]) error { return newErr(queue.WithClock(nil))() }, []string{"queue: WithClock(nil): the clock is nil", "omit the option"}, nil},
 		{"limiter of the wrong type", func(*queue.Queue[string]) error {
 			return newErr(queue.WithRateLimiter(workqueue.DefaultTypedControllerRateLimiter[int]()))()
 		}, []string{"WithRateLimiter", "TypedRateLimiter[string]"}, nil},

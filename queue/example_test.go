@@ -35,8 +35,8 @@ func ExampleNew_errors() {
 	_, err := queue.New[string](queue.WithBucket(10, 0), queue.WithDrainTimeout(0))
 	fmt.Println(err)
 	// Output:
-	// queue.New: WithBucket(10, 0): need qps > 0 and burst > 0, or both 0 to disable the bucket
-	// WithDrainTimeout(0s): must be > 0
+	// queue: WithBucket(10, 0): need qps > 0 and burst > 0; pass both, or both 0 to disable the bucket
+	// queue: WithDrainTimeout(0s): must be > 0; omit it for the default
 }
 
 // Run reconciles items with workers, retries failures with backoff and drops

@@ -87,7 +87,7 @@ func WithMetricsProvider(p workqueue.MetricsProvider) Option {
 	return optionFunc(func(o *options) {
 		o.provider = p
 		if p == nil {
-			o.errs = append(o.errs, errors.New("WithMetricsProvider: nil provider (omit the option to use client-go's global provider)"))
+			o.errs = append(o.errs, errors.New("queue: WithMetricsProvider(nil): the provider is nil; omit the option to use client-go's global provider"))
 		}
 	})
 }
@@ -121,7 +121,7 @@ func WithBucket(qps float64, burst int) Option {
 func WithRateLimiter[T comparable](rl workqueue.TypedRateLimiter[T]) Option {
 	return optionFunc(func(o *options) {
 		if rl == nil {
-			o.errs = append(o.errs, errors.New("WithRateLimiter: nil rate limiter (omit the option for the default backoff and bucket)"))
+			o.errs = append(o.errs, errors.New("queue: WithRateLimiter(nil): the rate limiter is nil; omit the option for the default backoff and bucket"))
 			return
 		}
 		o.rateLimiter = rl
@@ -144,7 +144,7 @@ func WithMaxRetries(n int) Option {
 func WithOnDrop[T comparable](fn func(item T, err error)) Option {
 	return optionFunc(func(o *options) {
 		if fn == nil {
-			o.errs = append(o.errs, errors.New("WithOnDrop: nil callback (omit the option to only log drops)"))
+			o.errs = append(o.errs, errors.New("queue: WithOnDrop(nil): the callback is nil; omit the option to only log drops"))
 			return
 		}
 		o.onDrop = fn
@@ -182,7 +182,7 @@ func WithClock(c clock.WithTicker) Option {
 	return optionFunc(func(o *options) {
 		o.clock = c
 		if c == nil {
-			o.errs = append(o.errs, errors.New("WithClock: nil clock (omit the option for the real clock)"))
+			o.errs = append(o.errs, errors.New("queue: WithClock(nil): the clock is nil; omit the option for the real clock"))
 		}
 	})
 }
@@ -190,22 +190,22 @@ func WithClock(c clock.WithTicker) Option {
 func (o *options) validate() error {
 	errs := o.errs
 	if o.provider != nil && o.name == "" {
-		errs = append(errs, errors.New("WithMetricsProvider needs WithName: client-go records no metrics for unnamed queues"))
+		errs = append(errs, errors.New("queue: WithMetricsProvider: the queue has no name, and client-go records no metrics for unnamed queues; add WithName"))
 	}
 	if o.rateLimiter != nil && (o.backoffSet || o.bucketSet) {
-		errs = append(errs, errors.New("WithRateLimiter cannot be combined with WithBackoff or WithBucket: the custom limiter replaces both (combine them yourself with workqueue.NewTypedMaxOfRateLimiter)"))
+		errs = append(errs, errors.New("queue: WithRateLimiter: cannot be combined with WithBackoff or WithBucket, the custom limiter replaces both; combine them yourself with workqueue.NewTypedMaxOfRateLimiter"))
 	}
 	if o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
-		errs = append(errs, fmt.Errorf("WithBackoff(%v, %v): need 0 < base <= max", o.backoffBase, o.backoffMax))
+		errs = append(errs, fmt.Errorf("queue: WithBackoff(%v, %v): need 0 < base <= max; e.g. WithBackoff(5*time.Millisecond, 1000*time.Second)", o.backoffBase, o.backoffMax))
 	}
 	if !(o.qps == 0 && o.burst == 0) && (o.qps <= 0 || o.burst <= 0) {
-		errs = append(errs, fmt.Errorf("WithBucket(%v, %d): need qps > 0 and burst > 0, or both 0 to disable the bucket", o.qps, o.burst))
+		errs = append(errs, fmt.Errorf("queue: WithBucket(%v, %d): need qps > 0 and burst > 0; pass both, or both 0 to disable the bucket", o.qps, o.burst))
 	}
 	if o.timeout < 0 {
-		errs = append(errs, fmt.Errorf("WithReconcileTimeout(%v): must be >= 0 (0 for no timeout)", o.timeout))
+		errs = append(errs, fmt.Errorf("queue: WithReconcileTimeout(%v): must be >= 0; 0 for no timeout", o.timeout))
 	}
 	if o.drainTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("WithDrainTimeout(%v): must be > 0", o.drainTimeout))
+		errs = append(errs, fmt.Errorf("queue: WithDrainTimeout(%v): must be > 0; omit it for the default", o.drainTimeout))
 	}
 	return errors.Join(errs...)
 }

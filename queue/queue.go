@@ -48,21 +48,21 @@ func New[T comparable](opts ...Option) (*Queue[T], error) {
 		opt.apply(&o)
 	}
 	if err := o.validate(); err != nil {
-		return nil, fmt.Errorf("queue.New: %w", err)
+		return nil, err
 	}
 	var zero T
 	var rl workqueue.TypedRateLimiter[T]
 	if o.rateLimiter != nil {
 		var ok bool
 		if rl, ok = o.rateLimiter.(workqueue.TypedRateLimiter[T]); !ok {
-			return nil, fmt.Errorf("queue.New: WithRateLimiter got a %T, want a workqueue.TypedRateLimiter[%T] for this queue's items", o.rateLimiter, zero)
+			return nil, fmt.Errorf("queue: WithRateLimiter(%T): not a rate limiter for this queue's items; pass a workqueue.TypedRateLimiter[%T]", o.rateLimiter, zero)
 		}
 	}
 	var onDrop func(T, error)
 	if o.onDrop != nil {
 		var ok bool
 		if onDrop, ok = o.onDrop.(func(T, error)); !ok {
-			return nil, fmt.Errorf("queue.New: WithOnDrop got a %T, want a func(%T, error) for this queue's items", o.onDrop, zero)
+			return nil, fmt.Errorf("queue: WithOnDrop(%T): not a callback for this queue's items; pass a func(%T, error)", o.onDrop, zero)
 		}
 	}
 	c := o.clock

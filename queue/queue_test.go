@@ -52,19 +52,19 @@ func TestNewErrors(t *testing.T) {
 		opts []queue.Option
 		want string
 	}{
-		{"provider without name", []queue.Option{queue.WithMetricsProvider(&countingProvider{})}, "needs WithName"},
-		{"nil provider", []queue.Option{queue.WithMetricsProvider(nil)}, "nil provider"},
+		{"provider without name", []queue.Option{queue.WithMetricsProvider(&countingProvider{})}, "queue: WithMetricsProvider: the queue has no name"},
+		{"queue: WithMetricsProvider(nil): the provider is nil", []queue.Option{queue.WithMetricsProvider(nil)}, "queue: WithMetricsProvider(nil): the provider is nil"},
 		{"limiter and backoff", []queue.Option{queue.WithRateLimiter(workqueue.DefaultTypedControllerRateLimiter[string]()), queue.WithBackoff(time.Second, time.Minute)}, "cannot be combined"},
 		{"limiter and bucket", []queue.Option{queue.WithRateLimiter(workqueue.DefaultTypedControllerRateLimiter[string]()), queue.WithBucket(1, 1)}, "cannot be combined"},
-		{"nil limiter", []queue.Option{queue.WithRateLimiter[string](nil)}, "nil rate limiter"},
+		{"nil limiter", []queue.Option{queue.WithRateLimiter[string](nil)}, "queue: WithRateLimiter(nil): the rate limiter is nil"},
 		{"limiter of another type", []queue.Option{queue.WithRateLimiter(workqueue.DefaultTypedControllerRateLimiter[int]())}, "workqueue.TypedRateLimiter[string]"},
 		{"zero backoff", []queue.Option{queue.WithBackoff(0, time.Second)}, "0 < base <= max"},
 		{"max below base", []queue.Option{queue.WithBackoff(time.Second, time.Millisecond)}, "0 < base <= max"},
 		{"bad bucket", []queue.Option{queue.WithBucket(10, 0)}, "burst > 0"},
 		{"negative qps", []queue.Option{queue.WithBucket(-1, 5)}, "qps > 0"},
 		{"drain timeout", []queue.Option{queue.WithDrainTimeout(0)}, "WithDrainTimeout(0s)"},
-		{"nil clock", []queue.Option{queue.WithClock(nil)}, "nil clock"},
-		{"nil drop callback", []queue.Option{queue.WithOnDrop[string](nil)}, "nil callback"},
+		{"queue: WithClock(nil): the clock is nil", []queue.Option{queue.WithClock(nil)}, "queue: WithClock(nil): the clock is nil"},
+		{"nil drop callback", []queue.Option{queue.WithOnDrop[string](nil)}, "queue: WithOnDrop(nil): the callback is nil"},
 		{"drop callback of another type", []queue.Option{queue.WithOnDrop(func(int, error) {})}, "func(string, error)"},
 	}
 	for _, tt := range tests {

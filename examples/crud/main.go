@@ -171,7 +171,7 @@ func (w *walk) namespace(ctx context.Context) []step {
 	return []step{
 		{"Namespace.List", func() (string, error) {
 			n := 0
-			for _, err := range client.List[corev1.Namespace](ctx, c.Kubernetes().CoreV1().Namespaces().List) {
+			for _, err := range client.List[*corev1.Namespace](ctx, c.Kubernetes().CoreV1().Namespaces().List) {
 				if err != nil {
 					return "", err
 				}
@@ -263,7 +263,7 @@ func (w *walk) configMap(ctx context.Context) []step {
 			return "", data(cm, map[string]string{"greeting": "hello"})
 		}},
 		{"ConfigMap.List " + ns, func() (string, error) {
-			items, err := client.Collect[corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.LabelSelector("app=crud"))
+			items, err := client.Collect[*corev1.ConfigMap](ctx, c.Kubernetes().CoreV1().ConfigMaps(ns).List, client.LabelSelector("app=crud"))
 			if err != nil {
 				return "", err
 			}
@@ -360,7 +360,7 @@ func (w *walk) deployment(ctx context.Context) []step {
 			return "", state(d, 1, map[string]string{"web": "nginx:1.27", "sidecar": "busybox:1.37"})
 		}},
 		{"Deployment.List " + ns, func() (string, error) {
-			items, err := client.Collect[appsv1.Deployment](ctx, c.Kubernetes().AppsV1().Deployments(ns).List)
+			items, err := client.Collect[*appsv1.Deployment](ctx, c.Kubernetes().AppsV1().Deployments(ns).List)
 			if err != nil {
 				return "", err
 			}

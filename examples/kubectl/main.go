@@ -198,11 +198,16 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	if len(f.files) == 0 {
 		return errors.New("must specify -f (a file, a directory or - for stdin)")
 	}
-	var opts []client.WriteOption
+	// Apply and delete take different options; the ones both take go in both.
+	var (
+		applyOpts  []client.ApplyManifestsOption
+		deleteOpts []client.DeleteOption
+	)
 	switch f.dryRun {
 	case "none", "":
 	case "server":
-		opts = append(opts, client.DryRun(true))
+		applyOpts = append(applyOpts, client.DryRun(true))
+		deleteOpts = append(deleteOpts, client.DryRun(true))
 	case "client":
 		return errors.New(`--dry-run=client is not supported: use --dry-run=server`)
 	default:
@@ -226,7 +231,7 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 		if err != nil {
 			return err
 		}
-		opts = append(opts, client.PropagationPolicy(policy))
+		deleteOpts = append(deleteOpts, client.PropagationPolicy(policy))
 	}
 	c, err := newClient(f, stderr)
 	if err != nil {
@@ -251,7 +256,8 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 		}
 	}
 	if f.namespace != "" {
-		opts = append(opts, client.InNamespace(f.namespace))
+		applyOpts = append(applyOpts, client.InNamespace(f.namespace))
+		deleteOpts = append(deleteOpts, client.InNamespace(f.namespace))
 		kept := ms[:0]
 		for _, m := range ms {
 			if ns := m.Object.GetNamespace(); ns != "" && ns != f.namespace {
@@ -269,14 +275,14 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	var results, pruned []client.ManifestResult
 	switch {
 	case verb == "apply" && set != nil:
-		opts = append(opts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"))
-		results, pruned, err = c.ApplyAndPrune(ctx, *set, ms, opts...)
+		applyOpts = append(applyOpts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"))
+		results, pruned, err = c.ApplyAndPrune(ctx, *set, ms, applyOpts...)
 		results = append(results, pruned...)
 	case verb == "apply":
-		opts = append(opts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"), client.Recreate(f.recreate))
-		results, err = c.ApplyManifests(ctx, ms, opts...)
+		applyOpts = append(applyOpts, client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict"), client.Recreate(f.recreate))
+		results, err = c.ApplyManifests(ctx, ms, applyOpts...)
 	default:
-		results, err = c.DeleteManifests(ctx, ms, opts...)
+		results, err = c.DeleteManifests(ctx, ms, deleteOpts...)
 	}
 	if err != nil && results == nil {
 		return err
@@ -546,7 +552,7 @@ func diffCmd(ctx context.Context, f flags, stdin io.Reader, stdout, stderr io.Wr
 		return err
 	}
 	defer c.Close()
-	opts := []client.WriteOption{client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict")}
+	opts := []client.DiffOption{client.FieldManager(f.fieldManager), client.ForceOwnership(f.force), client.FieldValidation("Strict")}
 	if f.namespace != "" {
 		opts = append(opts, client.InNamespace(f.namespace))
 	}
