@@ -63,7 +63,7 @@ func (c *Client) Apply(ctx context.Context, obj Object, opts ...ApplyOption) (Ou
 }
 
 func (c *Client) apply(ctx context.Context, obj Object, o *writeOptions) (Outcome, error) {
-	t, err := c.locate(obj, o, true)
+	t, err := c.locate(ctx, obj, o, true)
 	if err != nil {
 		return "", err
 	}

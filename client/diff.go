@@ -95,7 +95,7 @@ func (c *Client) Diff(ctx context.Context, ms []Manifest, opts ...DiffOption) ([
 func (c *Client) diffOne(ctx context.Context, mp *Manifest, o *writeOptions) (live, merged []byte, _ error) {
 	m := *mp
 	obj := m.Object.DeepCopy()
-	t, err := c.locate(obj, o, true)
+	t, err := c.locate(ctx, obj, o, true)
 	if err != nil {
 		return nil, nil, &ManifestError{Manifest: m, Err: err}
 	}

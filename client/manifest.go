@@ -139,7 +139,7 @@ func (c *Client) ApplyManifests(ctx context.Context, ms []Manifest, opts ...Appl
 				r.Err = &ManifestError{Manifest: ms[i], Err: werr}
 				continue
 			}
-			t, err := c.locate(objs[i], &o, true)
+			t, err := c.locate(ctx, objs[i], &o, true)
 			if err != nil {
 				r.Err = &ManifestError{Manifest: ms[i], Err: err}
 				continue
@@ -269,7 +269,7 @@ func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...Del
 	for _, i := range order {
 		r := &results[i]
 		obj := ms[i].Object.DeepCopy()
-		t, err := c.locate(obj, &o, true)
+		t, err := c.locate(ctx, obj, &o, true)
 		if err != nil {
 			r.Err = &ManifestError{Manifest: ms[i], Err: err}
 			continue

@@ -72,14 +72,14 @@ func GVKFor(obj runtime.Object) (schema.GroupVersionKind, error) {
 // resolve maps obj to its resource and namespace (a namespaced object
 // without one goes to InNamespace, else the client's namespace, else
 // "default") without modifying obj.
-func (c *Client) resolve(obj Object, o *writeOptions, needName bool) (target, error) {
+func (c *Client) resolve(ctx context.Context, obj Object, o *writeOptions, needName bool) (target, error) {
 	gvk, err := GVKFor(obj)
 	if err != nil {
 		return target{}, err
 	}
-	m, err := c.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	m, err := c.MappingForKind(ctx, gvk)
 	if err != nil {
-		return target{}, fmt.Errorf("client: kind %s is not served by the API server (a CRD not installed yet?): %w", gvk, err)
+		return target{}, err
 	}
 	t := target{gvk: gvk, mapping: m, name: obj.GetName(), namespaced: m.Scope.Name() == meta.RESTScopeNameNamespace}
 	if needName && t.name == "" {
@@ -103,8 +103,8 @@ func (c *Client) resolve(obj Object, o *writeOptions, needName bool) (target, er
 // locate is resolve for the verbs that send obj and fill it with the
 // answer: it also sets obj's namespace to the target's ("" for
 // cluster-scoped kinds).
-func (c *Client) locate(obj Object, o *writeOptions, needName bool) (target, error) {
-	t, err := c.resolve(obj, o, needName)
+func (c *Client) locate(ctx context.Context, obj Object, o *writeOptions, needName bool) (target, error) {
+	t, err := c.resolve(ctx, obj, o, needName)
 	if err == nil {
 		obj.SetNamespace(t.namespace)
 	}
@@ -189,7 +189,7 @@ func (c *Client) Get(ctx context.Context, obj Object, opts ...GetOption) error {
 	if err != nil {
 		return err
 	}
-	t, err := c.locate(obj, &o, true)
+	t, err := c.locate(ctx, obj, &o, true)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func (c *Client) Update(ctx context.Context, obj Object, opts ...UpdateOption) e
 }
 
 func (c *Client) write(ctx context.Context, verb, method string, obj Object, o *writeOptions, withName bool) error {
-	t, err := c.locate(obj, o, true)
+	t, err := c.locate(ctx, obj, o, true)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (c *Client) Patch(ctx context.Context, obj Object, p Patch, opts ...PatchOp
 	if err := checkPatch("Patch", p); err != nil {
 		return err
 	}
-	t, err := c.locate(obj, &o, true)
+	t, err := c.locate(ctx, obj, &o, true)
 	if err != nil {
 		return err
 	}
@@ -288,7 +288,7 @@ func (c *Client) Delete(ctx context.Context, obj Object, opts ...DeleteOption) e
 	if err != nil {
 		return err
 	}
-	t, err := c.resolve(obj, &o, true)
+	t, err := c.resolve(ctx, obj, &o, true)
 	if err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (c *Client) DeleteAllOf(ctx context.Context, obj Object, opts ...DeleteAllO
 	if err != nil {
 		return err
 	}
-	t, err := c.resolve(obj, &o, false)
+	t, err := c.resolve(ctx, obj, &o, false)
 	if err != nil {
 		return err
 	}

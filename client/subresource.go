@@ -36,7 +36,7 @@ func (w *StatusWriter) Update(ctx context.Context, obj Object, opts ...UpdateOpt
 	if err != nil {
 		return err
 	}
-	t, err := w.c.locate(obj, &o, true)
+	t, err := w.c.locate(ctx, obj, &o, true)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func (w *StatusWriter) Patch(ctx context.Context, obj Object, p Patch, opts ...P
 	if err := checkPatch("Status().Patch", p); err != nil {
 		return err
 	}
-	t, err := w.c.locate(obj, &o, true)
+	t, err := w.c.locate(ctx, obj, &o, true)
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func (w *StatusWriter) Apply(ctx context.Context, obj Object, opts ...StatusAppl
 	if err != nil {
 		return "", err
 	}
-	t, err := w.c.locate(obj, &o, true)
+	t, err := w.c.locate(ctx, obj, &o, true)
 	if err != nil {
 		return "", err
 	}
@@ -121,7 +121,7 @@ func (c *Client) GetScale(ctx context.Context, obj Object, opts ...GetOption) (*
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.resolve(obj, &o, true)
+	t, err := c.resolve(ctx, obj, &o, true)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (c *Client) Scale(ctx context.Context, obj Object, replicas int32, opts ...
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.resolve(obj, &o, true)
+	t, err := c.resolve(ctx, obj, &o, true)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (c *Client) Evict(ctx context.Context, pod *corev1.Pod, opts ...EvictOption
 	if err != nil {
 		return err
 	}
-	t, err := c.resolve(pod, &o, true)
+	t, err := c.resolve(ctx, pod, &o, true)
 	if err != nil {
 		return err
 	}

@@ -206,7 +206,7 @@ func (c *Client) Wait(ctx context.Context, objs []Object, cond Condition, opts .
 		if !ok {
 			return nil, fmt.Errorf("client: Wait: object %d: %T.DeepCopyObject does not return an Object", i+1, obj)
 		}
-		t, err := c.locate(cp, &wo, true) // locate fills in the namespace: not on the caller's object
+		t, err := c.locate(ctx, cp, &wo, true) // locate fills in the namespace: not on the caller's object
 		if err != nil {
 			return nil, fmt.Errorf("client: Wait: object %d: %w", i+1, err)
 		}
