@@ -60,9 +60,9 @@ func TestBadInputs(t *testing.T) {
 	}{
 		{"WithNamespaces without arguments", newErr(informer.WithNamespaces()), []string{"WithNamespaces(): no namespace given", "omit the option to watch all namespaces"}, nil, nil},
 		{"WithNamespaces empty name", newErr(informer.WithNamespaces("")), []string{`WithNamespaces("")`, "omit WithNamespaces"}, nil, nil},
-		{"bad label selector", newErr(informer.WithLabelSelector("a in (b")), []string{`WithLabelSelector("a in (b")`, "example"}, nil, nil},
+		{"bad label selector", newErr(informer.WithLabelSelector("a in (b")), []string{`WithLabelSelector("a in (b")`, "e.g."}, nil, nil},
 		{"bad field selector", newErr(informer.WithFieldSelector("metadata.name")), []string{`WithFieldSelector("metadata.name")`, "spec.nodeName=node-1"}, nil, nil},
-		{"negative resync", newErr(informer.WithResync(-time.Hour)), []string{"WithResync(-1h0m0s)", ">= 0"}, nil, nil},
+		{"negative resync", newErr(informer.WithResync(-time.Hour)), []string{"WithResync(-1h0m0s)", "use 0 to disable resync"}, nil, nil},
 		{"nil client", func() error { _, err := informer.New(nil); return err }, []string{"New(nil)", "client.New"}, nil, nil},
 		{"For with nil factory", func() error { _, err := informer.For[*corev1.Pod](t.Context(), nil); return err }, []string{"For(ctx, nil)", "informer.New"}, nil, nil},
 		{"ForResource with nil factory", func() error {

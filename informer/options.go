@@ -48,48 +48,48 @@ func defaultOptions() options {
 func (o *options) validate() error {
 	var errs []error
 	if o.noNamespaces {
-		errs = append(errs, errors.New("WithNamespaces(): no namespace given; name at least one, or omit the option to watch all namespaces"))
+		errs = append(errs, errors.New("informer: WithNamespaces(): no namespace given; name at least one, or omit the option to watch all namespaces"))
 	}
 	seen := map[string]bool{}
 	for _, ns := range o.namespaces {
 		switch {
 		case ns == "":
-			errs = append(errs, errors.New(`WithNamespaces(""): empty namespace (omit WithNamespaces to watch all namespaces)`))
+			errs = append(errs, errors.New(`informer: WithNamespaces(""): empty namespace; omit WithNamespaces to watch all namespaces`))
 		case len(validation.IsDNS1123Label(ns)) > 0:
-			errs = append(errs, fmt.Errorf("WithNamespaces(%q): not a valid namespace name: %s", ns, validation.IsDNS1123Label(ns)[0]))
+			errs = append(errs, fmt.Errorf("informer: WithNamespaces(%q): not a valid namespace name: %s; use a DNS-1123 label such as \"shop\"", ns, validation.IsDNS1123Label(ns)[0]))
 		case seen[ns]:
-			errs = append(errs, fmt.Errorf("WithNamespaces: namespace %q given twice", ns))
+			errs = append(errs, fmt.Errorf("informer: WithNamespaces: namespace %q given twice; name each once", ns))
 		}
 		seen[ns] = true
 	}
 	slices.Sort(o.namespaces)
 	var err error
 	if o.labels, err = labels.Parse(o.labelSelector); err != nil {
-		errs = append(errs, fmt.Errorf("WithLabelSelector(%q): %w (example: \"app=web,tier!=db\")", o.labelSelector, err))
+		errs = append(errs, fmt.Errorf("informer: WithLabelSelector(%q): %w; use kubectl -l syntax, e.g. \"app=web,tier!=db\"", o.labelSelector, err))
 	}
 	if o.fields, err = fields.ParseSelector(o.fieldSelector); err != nil {
-		errs = append(errs, fmt.Errorf("WithFieldSelector(%q): %w (example: \"spec.nodeName=node-1\")", o.fieldSelector, err))
+		errs = append(errs, fmt.Errorf("informer: WithFieldSelector(%q): %w; use kubectl --field-selector syntax, e.g. \"spec.nodeName=node-1\"", o.fieldSelector, err))
 	}
 	if o.resync < 0 {
-		errs = append(errs, fmt.Errorf("WithResync(%v): must be >= 0 (0 disables resync)", o.resync))
+		errs = append(errs, fmt.Errorf("informer: WithResync(%v): negative; use 0 to disable resync or a positive period", o.resync))
 	}
 	for gr, d := range o.resyncFor {
 		if gr.Resource == "" {
-			errs = append(errs, fmt.Errorf("WithResyncFor(%q, %v): empty resource name (e.g. schema.GroupResource{Resource: \"pods\"})", gr, d))
+			errs = append(errs, fmt.Errorf("informer: WithResyncFor(%q, %v): empty resource name; name it, e.g. schema.GroupResource{Resource: \"pods\"}", gr, d))
 		}
 		if d < 0 {
-			errs = append(errs, fmt.Errorf("WithResyncFor(%q, %v): must be >= 0 (0 disables resync)", gr, d))
+			errs = append(errs, fmt.Errorf("informer: WithResyncFor(%q, %v): negative; use 0 to disable resync or a positive period", gr, d))
 		}
 	}
 	if o.transformSet > 1 {
-		errs = append(errs, errors.New("WithTransform given more than once: compose the functions into one"))
+		errs = append(errs, errors.New("informer: WithTransform: given more than once; compose the functions into one"))
 	}
 	if o.transformSet == 1 && o.transform == nil {
-		errs = append(errs, errors.New("WithTransform(nil): omit the option instead"))
+		errs = append(errs, errors.New("informer: WithTransform(nil): the function is nil; omit the option instead"))
 	}
 	errs = append(errs, o.validateMetrics()...)
 	if len(errs) > 0 {
-		return fmt.Errorf("informer: invalid options: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }

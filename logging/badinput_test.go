@@ -22,15 +22,15 @@ func TestBadInputs(t *testing.T) {
 	}{
 		{"garbage time layout", []logging.Option{logging.WithTimeLayout("garbage")}, []string{`WithTimeLayout("garbage")`, "no time element", "RFC3339Nano"}},
 		{"words as time layout", []logging.Option{logging.WithTimeLayout("the time is")}, []string{`WithTimeLayout("the time is")`}},
-		{"upper-case format", []logging.Option{logging.WithFormat("JSON")}, []string{`unknown log format "JSON"`, `"json" or "console"`}},
+		{"upper-case format", []logging.Option{logging.WithFormat("JSON")}, []string{`WithFormat("JSON") / --log-format: unknown log format`, `"json" or "console"`}},
 		{"text format", []logging.Option{logging.WithFormat("text")}, []string{`"text"`, `"console"`}},
 		{"huge verbosity", []logging.Option{logging.WithVerbosity(1 << 30)}, []string{"out of range", "127"}},
-		{"negative verbosity", []logging.Option{logging.WithVerbosity(-5)}, []string{"verbosity -5", "use 0"}},
+		{"negative verbosity", []logging.Option{logging.WithVerbosity(-5)}, []string{"WithVerbosity(-5)", "use 0"}},
 		{"nil output", []logging.Option{logging.WithOutput(nil)}, []string{"WithOutput(nil)", "io.Discard"}},
 		{"file in missing directory", []logging.Option{logging.WithFile(filepath.Join(dir, "no", "x.log"))}, []string{"WithFile", "must exist"}},
 		{"nil flags", []logging.Option{logging.WithFlags(nil)}, []string{"WithFlags(nil)", "BindFlags"}},
 		{"several mistakes at once", []logging.Option{logging.WithFormat("xml"), logging.WithVerbosity(-1), logging.WithTimeLayout("x")},
-			[]string{`"xml"`, "verbosity -1", `WithTimeLayout("x")`}},
+			[]string{`"xml"`, "WithVerbosity(-1)", `WithTimeLayout("x")`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,8 +51,8 @@ func ExampleNew_badInput() {
 	_, err := logging.New(logging.WithFormat("text"), logging.WithVerbosity(-1))
 	fmt.Println(err)
 	// Output:
-	// logging: verbosity -1 out of range: use 0 (default, only V(0) lines) up to 127 (V(n) lines show when n <= verbosity; client-go logs requests at 6, bodies at 8 and up)
-	// logging: unknown log format "text": use "json" or "console"
+	// logging: WithVerbosity(-1) / -v: out of range; use 0 (the default: only V(0) lines) up to 127 (V(n) lines show when n <= verbosity: client-go logs requests at 6, bodies at 8 and up)
+	// logging: WithFormat("text") / --log-format: unknown log format; use "json" or "console"
 }
 
 func ExampleLogger_RouteKlog() {
@@ -103,5 +103,5 @@ func ExampleFlags_BindPFlags() {
 	// --log-file (-) = ""
 	// --log-format (-) = "console"
 	// --v (-v) = "3"
-	// invalid argument "-1" for "-v, --v" flag: logging: verbosity -1 out of range: use 0 (default, only V(0) lines) up to 127 (V(n) lines show when n <= verbosity; client-go logs requests at 6, bodies at 8 and up)
+	// invalid argument "-1" for "-v, --v" flag: logging: WithVerbosity(-1) / -v: out of range; use 0 (the default: only V(0) lines) up to 127 (V(n) lines show when n <= verbosity: client-go logs requests at 6, bodies at 8 and up)
 }

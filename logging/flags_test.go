@@ -28,9 +28,9 @@ func TestBindFlags(t *testing.T) {
 		{"defaults", nil, logging.Flags{Format: "json"}, ""},
 		{"single dash", []string{"-v=6", "-log-format=console", "-log-file", file}, logging.Flags{Verbosity: 6, Format: "console", File: file}, ""},
 		{"double dash", []string{"--v", "3", "--log-format", "json"}, logging.Flags{Verbosity: 3, Format: "json"}, ""},
-		{"negative v", []string{"-v=-1"}, logging.Flags{}, `invalid value "-1" for flag -v: logging: verbosity -1 out of range`},
+		{"negative v", []string{"-v=-1"}, logging.Flags{}, `invalid value "-1" for flag -v: logging: WithVerbosity(-1) / -v: out of range`},
 		{"v not a number", []string{"-v=high"}, logging.Flags{}, `invalid value "high" for flag -v`},
-		{"bad format", []string{"--log-format=text"}, logging.Flags{}, `invalid value "text" for flag -log-format: logging: unknown log format "text": use "json" or "console"`},
+		{"bad format", []string{"--log-format=text"}, logging.Flags{}, `invalid value "text" for flag -log-format: logging: WithFormat("text") / --log-format: unknown log format; use "json" or "console"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,8 +74,8 @@ func TestBindPFlags(t *testing.T) {
 		{"shorthand", []string{"-v", "4"}, logging.Flags{Verbosity: 4, Format: "json"}, ""},
 		{"shorthand attached", []string{"-v6", "--log-format=console"}, logging.Flags{Verbosity: 6, Format: "console"}, ""},
 		{"long", []string{"--v=2", "--log-file", "a.log"}, logging.Flags{Verbosity: 2, Format: "json", File: "a.log"}, ""},
-		{"negative v", []string{"--v=-2"}, logging.Flags{}, `invalid argument "-2" for "-v, --v" flag: logging: verbosity -2 out of range`},
-		{"bad format", []string{"--log-format", "yaml"}, logging.Flags{}, `unknown log format "yaml"`},
+		{"negative v", []string{"--v=-2"}, logging.Flags{}, `invalid argument "-2" for "-v, --v" flag: logging: WithVerbosity(-2) / -v: out of range`},
+		{"bad format", []string{"--log-format", "yaml"}, logging.Flags{}, `WithFormat("yaml") / --log-format: unknown log format`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

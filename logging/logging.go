@@ -51,7 +51,7 @@ func New(opts ...Option) (*Logger, error) {
 	if o.file != "" {
 		f, err := os.OpenFile(o.file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("logging: open log file (check --log-file / WithFile: the directory must exist and be writable): %w", err)
+			return nil, fmt.Errorf("logging: WithFile(%q) / --log-file: cannot open the log file: %w; the directory must exist and be writable", o.file, err)
 		}
 		file = f
 		sinks = append(sinks, f)

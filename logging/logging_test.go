@@ -23,15 +23,15 @@ func TestNewErrors(t *testing.T) {
 		opts []logging.Option
 		want []string
 	}{
-		{"unknown format", []logging.Option{logging.WithFormat("xml")}, []string{`unknown log format "xml"`, `"json" or "console"`}},
-		{"negative verbosity", []logging.Option{logging.WithVerbosity(-1)}, []string{"verbosity -1 out of range", "use 0"}},
-		{"verbosity too high", []logging.Option{logging.WithVerbosity(128)}, []string{"verbosity 128 out of range", "127"}},
-		{"missing directory", []logging.Option{logging.WithFile(filepath.Join(dir, "nope", "x.log"))}, []string{"open log file", "no such file or directory", "must exist and be writable"}},
-		{"file is a directory", []logging.Option{logging.WithFile(dir)}, []string{"open log file", "is a directory"}},
+		{"unknown format", []logging.Option{logging.WithFormat("xml")}, []string{`WithFormat("xml") / --log-format: unknown log format`, `"json" or "console"`}},
+		{"negative verbosity", []logging.Option{logging.WithVerbosity(-1)}, []string{"WithVerbosity(-1) / -v: out of range", "use 0"}},
+		{"verbosity too high", []logging.Option{logging.WithVerbosity(128)}, []string{"WithVerbosity(128) / -v: out of range", "127"}},
+		{"missing directory", []logging.Option{logging.WithFile(filepath.Join(dir, "nope", "x.log"))}, []string{"cannot open the log file", "no such file or directory", "must exist and be writable"}},
+		{"file is a directory", []logging.Option{logging.WithFile(dir)}, []string{"cannot open the log file", "is a directory"}},
 		{"nil output", []logging.Option{logging.WithOutput(nil)}, []string{"WithOutput(nil)", "io.Discard"}},
-		{"flags and explicit", []logging.Option{logging.WithFlags(&logging.Flags{}), logging.WithVerbosity(2), logging.WithFile("x")}, []string{"WithFlags conflicts with WithVerbosity, WithFile"}},
+		{"flags and explicit", []logging.Option{logging.WithFlags(&logging.Flags{}), logging.WithVerbosity(2), logging.WithFile("x")}, []string{"WithFlags: conflicts with WithVerbosity, WithFile"}},
 		{"nil flags", []logging.Option{logging.WithFlags(nil)}, []string{"WithFlags(nil)"}},
-		{"bad flags values", []logging.Option{logging.WithFlags(&logging.Flags{Verbosity: -3, Format: "text"})}, []string{"verbosity -3", `unknown log format "text"`}},
+		{"bad flags values", []logging.Option{logging.WithFlags(&logging.Flags{Verbosity: -3, Format: "text"})}, []string{"WithVerbosity(-3)", `WithFormat("text") / --log-format: unknown log format`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,7 +66,7 @@ func (o *options) validate() error {
 			return errors.New("logging: WithFlags(nil): pass the *Flags you bound with BindFlags or BindPFlags")
 		}
 		if len(o.explicit) > 0 {
-			return fmt.Errorf("logging: WithFlags conflicts with %s: the flags already set verbosity, format and file (drop one of them)", strings.Join(o.explicit, ", "))
+			return fmt.Errorf("logging: WithFlags: conflicts with %s, the flags already set verbosity, format and file; drop one of them", strings.Join(o.explicit, ", "))
 		}
 		o.verbosity, o.format, o.file = o.flags.Verbosity, o.flags.Format, o.flags.File
 	}
@@ -91,7 +91,7 @@ func (o *options) validate() error {
 
 func checkVerbosity(v int) error {
 	if v < 0 || v > MaxVerbosity {
-		return fmt.Errorf("logging: verbosity %d out of range: use 0 (default, only V(0) lines) up to %d (V(n) lines show when n <= verbosity; client-go logs requests at 6, bodies at 8 and up)", v, MaxVerbosity)
+		return fmt.Errorf("logging: WithVerbosity(%d) / -v: out of range; use 0 (the default: only V(0) lines) up to %d (V(n) lines show when n <= verbosity: client-go logs requests at 6, bodies at 8 and up)", v, MaxVerbosity)
 	}
 	return nil
 }
@@ -101,7 +101,7 @@ func checkFormat(f string) error {
 	case FormatJSON, FormatConsole:
 		return nil
 	}
-	return fmt.Errorf("logging: unknown log format %q: use %q or %q", f, FormatJSON, FormatConsole)
+	return fmt.Errorf("logging: WithFormat(%q) / --log-format: unknown log format; use %q or %q", f, FormatJSON, FormatConsole)
 }
 
 // checkTimeLayout rejects a layout without a single time element, such as

@@ -413,7 +413,7 @@ func TestErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, []string{"log-format"}},
 		{"bad verbosity", []string{"-v", "-1"}, []string{"-v"}},
 		{"lease timings", []string{"--kubeconfig", kc, "--leader-elect", "default/bad-timings", "--lease-duration", "1s", "--renew-deadline", "2s"},
-			[]string{"WithLeaseDuration(1s) must be longer than WithRenewDeadline(2s)"}},
+			[]string{"WithLeaseDuration(1s): must be longer than WithRenewDeadline(2s)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

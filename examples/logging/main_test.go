@@ -149,9 +149,9 @@ func TestErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"negative v", []string{"-v=-1"}, `invalid argument "-1" for "-v, --v" flag: logging: verbosity -1 out of range`},
-		{"unknown format", []string{"--log-format=xml"}, `unknown log format "xml": use "json" or "console"`},
-		{"unwritable log file", []string{"--log-file", filepath.Join(missing, "app.log")}, "open log file"},
+		{"negative v", []string{"-v=-1"}, `invalid argument "-1" for "-v, --v" flag: logging: WithVerbosity(-1) / -v: out of range`},
+		{"unknown format", []string{"--log-format=xml"}, `WithFormat("xml") / --log-format: unknown log format; use "json" or "console"`},
+		{"unwritable log file", []string{"--log-file", filepath.Join(missing, "app.log")}, "cannot open the log file"},
 		{"log file is a directory", []string{"--log-file", dir}, "is a directory"},
 		{"missing kubeconfig", []string{"--kubeconfig", missing}, "no such file"},
 		{"unknown context", []string{"--kubeconfig", env.KubeconfigPath(), "--context", "nope"}, `no context "nope"`},
