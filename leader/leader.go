@@ -89,6 +89,7 @@ func Run(ctx context.Context, c *client.Client, namespace, name string, fn func(
 			Client:     c.Kubernetes().CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: o.identity},
 		},
+		log: log,
 		onForbidden: func(verb string, err error) {
 			r.fail(fmt.Errorf("leader: %w %s/%s (%s: %v): grant get, create and update on leases.coordination.k8s.io in namespace %s to this client's user (a Role and RoleBinding)",
 				ErrForbidden, namespace, name, verb, err, namespace))
@@ -213,10 +214,18 @@ func (r *run) fail(err error) {
 }
 
 // guardedLock turns a Forbidden answer, which client-go's elector would log
-// and retry forever, into a fatal error.
+// and retry forever, into a fatal error, and keeps a release from clearing
+// another candidate's Lease: client-go's release re-reads the Lease but
+// decides whether it still holds it from the record it observed before (a
+// process paused past its Lease that wakes and stops would clear the new
+// leader's Lease).
 type guardedLock struct {
 	resourcelock.Interface
 	onForbidden func(verb string, err error)
+	log         logr.Logger
+
+	mu         sync.Mutex
+	lastHolder string // holder in the last record Get read
 }
 
 func (l *guardedLock) check(verb string, err error) error {
@@ -228,6 +237,11 @@ func (l *guardedLock) check(verb string, err error) error {
 
 func (l *guardedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
 	rec, raw, err := l.Interface.Get(ctx)
+	if err == nil && rec != nil {
+		l.mu.Lock()
+		l.lastHolder = rec.HolderIdentity
+		l.mu.Unlock()
+	}
 	return rec, raw, l.check("get", err)
 }
 
@@ -236,6 +250,15 @@ func (l *guardedLock) Create(ctx context.Context, ler resourcelock.LeaderElectio
 }
 
 func (l *guardedLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if ler.HolderIdentity == "" { // a release: only by the holder of the record just read
+		l.mu.Lock()
+		holder := l.lastHolder
+		l.mu.Unlock()
+		if holder != l.Identity() {
+			l.log.Info("not releasing the Lease: another candidate holds it now", "holder", holder)
+			return nil
+		}
+	}
 	return l.check("update", l.Interface.Update(ctx, ler))
 }
 

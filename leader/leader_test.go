@@ -310,3 +310,43 @@ func TestOnNewLeaderAndDefaultIdentity(t *testing.T) {
 		t.Fatalf("OnNewLeader saw %v, want observer", seen)
 	}
 }
+
+// TestStopAfterLossKeepsTheNewHolder: the Lease is taken over and, before
+// the leader's renew deadline has passed (so client-go still believes it
+// leads), fn returns by itself. The release on the way out must not clear
+// the new holder's Lease (client-go's release checks its old view).
+func TestStopAfterLossKeepsTheNewHolder(t *testing.T) {
+	c := newClient(t, "")
+	verifyNoLeaks(t, c)
+	leading, finish := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- leader.Run(t.Context(), c, "default", "stale-release", func(ctx context.Context) error {
+			close(leading)
+			select {
+			case <-finish:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, append(fast("replica-a"), leader.WithRenewDeadline(3*time.Second))...)
+	}()
+	waitFor(t, leading, 20*time.Second, "replica-a to lead")
+	leases := c.Kubernetes().CoordinationV1().Leases("default")
+	for {
+		l := getLease(t, c, "stale-release")
+		l.Spec.HolderIdentity = ptr.To("thief")
+		l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+		l.Spec.LeaseDurationSeconds = ptr.To[int32](60)
+		if _, err := leases.Update(t.Context(), l, metav1.UpdateOptions{}); err == nil {
+			break
+		}
+	}
+	close(finish) // fn stops by itself well within the renew deadline
+	if err := waitFor(t, done, 20*time.Second, "Run to return"); err != nil {
+		t.Logf("Run = %v", err)
+	}
+	if got := ptr.Deref(getLease(t, c, "stale-release").Spec.HolderIdentity, ""); got != "thief" {
+		t.Fatalf("holder after the old leader stopped = %q: its release cleared the new holder's Lease", got)
+	}
+}
