@@ -108,8 +108,10 @@
 // saves that keep failing ([ErrSaveFailed]); a corrupt or unreadable
 // checkpoint ([ErrBadCheckpoint], or by [WithResetBadCheckpoint] a fresh
 // list with synthetic events, never a silent start from "now"); a
-// checkpoint of another watch ([ErrCheckpointMismatch]); with gap recovery
-// off, 410 Gone ([ErrExpired]).
+// checkpoint of another watch ([ErrCheckpointMismatch]); a ConfigMap
+// checkpoint another writer saved to since this Run read it
+// ([ErrCheckpointConflict], which also matches [ErrSaveFailed]: the Run
+// writes nothing more); with gap recovery off, 410 Gone ([ErrExpired]).
 //
 // The Watcher uses the client's configuration and connection pool, but not
 // its whole-request timeout (client.WithTimeout), which would cut every
