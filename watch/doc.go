@@ -80,6 +80,20 @@
 // [WithMaxShards] MiB compressed, about a million objects by default) stops
 // Run at once, naming the size, the object count and the fix.
 //
+// # Two replicas
+//
+// Run the watch inside leader.Run (package leader) with one
+// [ConfigMapCheckpoint] for all replicas: only the leader watches, and a
+// new leader resumes from the position the last one saved, replaying at
+// most its last unsaved batch. Give each replica its own writer identity
+// ([WithWriterIdentity], e.g. the leader election identity). Leader
+// election alone does not stop a leader that was paused past its Lease
+// from writing once it wakes up; the checkpoint's fence does: its save
+// conflicts ([ErrCheckpointConflict]) and Run stops without overwriting
+// the new leader's position. examples/watch (--leader-elect,
+// --checkpoint-configmap) is the complete program, and also stops a woken
+// leader from printing before its elector notices the lost Lease.
+//
 // # Lifecycle
 //
 // Run blocks until ctx is cancelled (it then saves and returns nil, also

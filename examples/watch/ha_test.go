@@ -386,10 +386,6 @@ func TestTwoReplicasFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lastFinal := ""
-	for _, cm := range final.Items {
-		lastFinal = max(lastFinal, fmt.Sprintf("%020s", cm.ResourceVersion))
-	}
 	// Wait until the leader printed the last change.
 	lastRV := uint64(0)
 	for _, w := range ws {
@@ -519,6 +515,5 @@ func TestTwoReplicasFailover(t *testing.T) {
 			t.Errorf("%s at rv %d in the final state was never printed", cm.Name, rv)
 		}
 	}
-	t.Logf("0 of %d changes lost: %v", nWrites, lost == 0)
-	_ = lastFinal
+	t.Logf("%d of %d changes lost", lost, nWrites)
 }
