@@ -61,7 +61,8 @@ const (
 var ErrCheckpointConflict = errors.New("watch: the checkpoint was written by another writer")
 
 // ConfigMapCheckpoint stores the state in a ConfigMap, for stateless Pods.
-// Each save is one update (create on the first save), so it is atomic.
+// Each save commits with one update of that ConfigMap (create on the first
+// save), so it is atomic.
 //
 // Saves are fenced by optimistic concurrency: each save is conditional on
 // the resourceVersion this checkpoint last read (Load) or wrote (Save), and
@@ -72,7 +73,7 @@ var ErrCheckpointConflict = errors.New("watch: the checkpoint was written by ano
 // the position of the leader that replaced it. The writer's identity
 // ([WithWriterIdentity]) is kept in the [WriterAnnotation].
 //
-// The state is gzip-compressed JSON, sorted by namespace and name (about 30
+// The state is gzip-compressed JSON, sorted by namespace and name (about 35
 // bytes per object with realistic names and UIDs; see the package doc).
 // A ConfigMap holds at most 1 MiB; a larger state is spread over shards,
 // ConfigMaps named <name>-<random>-<i>, committed atomically through the

@@ -22,7 +22,8 @@ import (
 // checkpoint ([ErrBadCheckpoint], [ErrCheckpointMismatch]), checkpoint saves
 // that keep failing ([ErrSaveFailed]), a checkpoint another writer saved to
 // since this Run read it ([ErrCheckpointConflict]: Run writes nothing more)
-// or, with gap recovery off, 410 Gone ([ErrExpired]). Stream ends and network errors are retried.
+// or, with gap recovery off, 410 Gone ([ErrExpired]). Stream ends and
+// network errors are retried.
 //
 // Events are delivered one at a time, in resourceVersion order per object,
 // at least once: the checkpoint only moves past an event once h returned

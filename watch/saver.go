@@ -280,7 +280,7 @@ func (s *saver) stop(ctx context.Context) error {
 
 // saveFix is what a failing save's error tells the user to do.
 const saveFix = "make the checkpoint writable (a file: its directory writable, with free space; " +
-	"a ConfigMap: get, create and update permission) or use another one"
+	"a ConfigMap: get, create, update and delete permission on configmaps) or use another one"
 
 // wait waits for the running background save, if any.
 func (s *saver) wait() error {
