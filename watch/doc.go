@@ -48,8 +48,10 @@
 // second Run of the same Watcher resumes), [FileCheckpoint] (a full state
 // replaced atomically: temporary file, fsync, rename, fsync of the
 // directory; plus a log of the changes since, appended and fsync'd) and
-// [ConfigMapCheckpoint] (for stateless Pods). The format is versioned JSON
-// ([EncodeState], [DecodeState]).
+// [ConfigMapCheckpoint] (for stateless Pods: gzip-compressed, spread over
+// shard ConfigMaps committed atomically through a head ConfigMap past
+// 1 MiB, and fenced by optimistic concurrency). The format is versioned
+// JSON ([EncodeState], [DecodeState]).
 //
 // The position is saved only after the handler returned nil for an event
 // (at-least-once delivery), in batches ([WithCheckpointBatch]: every 1,000
@@ -63,14 +65,34 @@
 // takes only the objects changed since the last save, until its log
 // outgrows the full state, which it then folds into a new one by itself.
 // [MemoryCheckpoint] and [ConfigMapCheckpoint] save in full every time.
+// Measured against the real API server with realistic names (30-character
+// names, 15-character namespaces, 8-digit resourceVersions, random UIDs), a
+// ConfigMap checkpoint takes about 35 bytes per object: 10,000 objects fit
+// one ConfigMap (save about 60ms, load about 40ms), 100,000 take a head and
+// four shards (save about 0.9s, load about 0.5s).
 //
 // A failed save is logged ("saving the checkpoint failed; retrying", with
 // the checkpoint's name) and retried, in full, after the [WithBackoff]
 // delays; delivery goes on meanwhile. When no save succeeded for
 // [WithSaveRetryTimeout] (2 minutes by default), Run stops with an error
 // matching [ErrSaveFailed] that names the checkpoint and the fix. A state
-// its store cannot hold ([ErrStateTooLarge]: a ConfigMap holds 1 MiB, about
-// 10,000 objects) stops Run at once, naming the size and the object count.
+// its store cannot hold ([ErrStateTooLarge]: a ConfigMap checkpoint holds
+// [WithMaxShards] MiB compressed, about a million objects by default) stops
+// Run at once, naming the size, the object count and the fix.
+//
+// # Two replicas
+//
+// Run the watch inside leader.Run (package leader) with one
+// [ConfigMapCheckpoint] for all replicas: only the leader watches, and a
+// new leader resumes from the position the last one saved, replaying at
+// most its last unsaved batch. Give each replica its own writer identity
+// ([WithWriterIdentity], e.g. the leader election identity). Leader
+// election alone does not stop a leader that was paused past its Lease
+// from writing once it wakes up; the checkpoint's fence does: its save
+// conflicts ([ErrCheckpointConflict]) and Run stops without overwriting
+// the new leader's position. examples/watch (--leader-elect,
+// --checkpoint-configmap) is the complete program, and also stops a woken
+// leader from printing before its elector notices the lost Lease.
 //
 // # Lifecycle
 //
@@ -108,8 +130,10 @@
 // saves that keep failing ([ErrSaveFailed]); a corrupt or unreadable
 // checkpoint ([ErrBadCheckpoint], or by [WithResetBadCheckpoint] a fresh
 // list with synthetic events, never a silent start from "now"); a
-// checkpoint of another watch ([ErrCheckpointMismatch]); with gap recovery
-// off, 410 Gone ([ErrExpired]).
+// checkpoint of another watch ([ErrCheckpointMismatch]); a ConfigMap
+// checkpoint another writer saved to since this Run read it
+// ([ErrCheckpointConflict], which also matches [ErrSaveFailed]: the Run
+// writes nothing more); with gap recovery off, 410 Gone ([ErrExpired]).
 //
 // The Watcher uses the client's configuration and connection pool, but not
 // its whole-request timeout (client.WithTimeout), which would cut every

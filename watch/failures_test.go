@@ -3,7 +3,6 @@ package watch_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +99,7 @@ func TestSaveFailsOnReadOnlyDirectory(t *testing.T) {
 }
 
 // bloatedCheckpoint adds objects to every state it saves, so a real
-// ConfigMap checkpoint gets a state over its 1 MiB.
+// ConfigMap checkpoint gets a state over what it may hold.
 type bloatedCheckpoint struct {
 	*watch.ConfigMapCheckpoint
 	extra int
@@ -111,29 +110,28 @@ func (b *bloatedCheckpoint) Save(ctx context.Context, s *watch.State) error {
 	b.saves++
 	s2 := *s
 	s2.Objects = append([]watch.ObjectRef(nil), s.Objects...)
-	for i := range b.extra {
-		s2.Objects = append(s2.Objects, watch.ObjectRef{Namespace: "ns", Name: fmt.Sprintf("padding-object-%06d", i), UID: "0b5d3a36-6a9d-4d7c-9b4a-2f0f8a1c2d3e", ResourceVersion: "123456"})
-	}
+	s2.Objects = append(s2.Objects, realisticState(b.extra).Objects...)
 	return b.ConfigMapCheckpoint.Save(ctx, &s2)
 }
 
-// A state too large for a ConfigMap fails at once, with the size, the object
-// count and the fix, before any request; Run stops at its first save.
+// A state too large for its ConfigMaps (here one: WithMaxShards(0)) fails
+// at once, with the size, the object count and the fix, before any
+// request; Run stops at its first save.
 func TestConfigMapStateTooLarge(t *testing.T) {
 	c := newClient(t, env.Config())
 	verifyNoLeaks(t, c)
 	k := kube(t, env.Config())
 	ns := "watch-toolarge"
 	createNamespace(t, k, ns)
-	cc, err := watch.NewConfigMapCheckpoint(k, ns, "cp")
+	cc, err := watch.NewConfigMapCheckpoint(k, ns, "cp", watch.WithMaxShards(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := &bloatedCheckpoint{ConfigMapCheckpoint: cc, extra: 12000}
+	big := &bloatedCheckpoint{ConfigMapCheckpoint: cc, extra: 40000}
 	err = big.Save(t.Context(), &watch.State{Resource: "configmaps", ResourceVersion: "1"})
-	if !errors.Is(err, watch.ErrStateTooLarge) || !strings.Contains(err.Error(), "12000 objects") || !strings.Contains(err.Error(), "bytes") ||
-		!strings.Contains(err.Error(), "FileCheckpoint") {
-		t.Fatalf("Save of 12,000 objects = %v, want ErrStateTooLarge with the size, the object count and the fix", err)
+	if !errors.Is(err, watch.ErrStateTooLarge) || !strings.Contains(err.Error(), "40000 objects") || !strings.Contains(err.Error(), "bytes compressed") ||
+		!strings.Contains(err.Error(), "FileCheckpoint") || !strings.Contains(err.Error(), "WithMaxShards") {
+		t.Fatalf("Save of 40,000 objects = %v, want ErrStateTooLarge with the size, the object count and the fix", err)
 	}
 	if _, err := k.CoreV1().ConfigMaps(ns).Get(t.Context(), "cp", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("the ConfigMap after a too-large save: %v, want NotFound (no request made)", err)

@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,13 @@ func TestNewErrors(t *testing.T) {
 			_, err := watch.NewConfigMapCheckpoint(kube(t, env.Config()), "ns", "Bad_Name")
 			return err
 		}, "Bad_Name"},
+		{"configmap options together", func() error {
+			_, err := watch.NewConfigMapCheckpoint(kube(t, env.Config()), "ns", strings.Repeat("n", 250), watch.WithMaxShards(-1), watch.WithWriterIdentity(" "))
+			if err == nil || !strings.Contains(err.Error(), "WithMaxShards(-1)") || !strings.Contains(err.Error(), "WithWriterIdentity") {
+				return fmt.Errorf("not every mistake named: %v", err)
+			}
+			return err
+		}, "at most 239"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.new()

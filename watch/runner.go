@@ -20,8 +20,10 @@ import (
 // returns nil) or a fatal error: 401/403 and other errors retrying cannot
 // fix, a handler that keeps failing or panics ([*HandlerError]), a bad
 // checkpoint ([ErrBadCheckpoint], [ErrCheckpointMismatch]), checkpoint saves
-// that keep failing ([ErrSaveFailed]) or, with gap recovery off, 410 Gone
-// ([ErrExpired]). Stream ends and network errors are retried.
+// that keep failing ([ErrSaveFailed]), a checkpoint another writer saved to
+// since this Run read it ([ErrCheckpointConflict]: Run writes nothing more)
+// or, with gap recovery off, 410 Gone ([ErrExpired]). Stream ends and
+// network errors are retried.
 //
 // Events are delivered one at a time, in resourceVersion order per object,
 // at least once: the checkpoint only moves past an event once h returned

@@ -45,6 +45,7 @@ type saver struct {
 	results chan saveResult
 	stopped chan struct{}
 
+	fenced       bool      // a save lost to another writer: never write again
 	failingSince time.Time // zero while saves succeed
 	attempts     int       // failed saves since failingSince
 	retryAt      time.Time
@@ -133,7 +134,7 @@ func (s *saver) start(ctx context.Context) {
 		defer close(s.stopped)
 		for job := range s.jobs {
 			res := s.write(ctx, job)
-			if res.err != nil && ctx.Err() != nil {
+			if res.err != nil && ctx.Err() != nil && !errors.Is(res.err, ErrCheckpointConflict) {
 				res.err = errSaveInterrupted // the final save on the way out takes over
 			}
 			s.results <- res
@@ -256,7 +257,7 @@ func (s *saver) saveNow(ctx context.Context) error {
 		return nil
 	}
 	res := s.write(ctx, s.job())
-	if res.err != nil && ctx.Err() != nil {
+	if res.err != nil && ctx.Err() != nil && !errors.Is(res.err, ErrCheckpointConflict) {
 		res.err = errSaveInterrupted // Run is stopping: the final save takes over
 	}
 	s.unsaved = 0
@@ -270,7 +271,7 @@ func (s *saver) stop(ctx context.Context) error {
 	werr := s.wait()
 	close(s.jobs)
 	<-s.stopped
-	if s.unsaved == 0 || s.rv == "" {
+	if s.unsaved == 0 || s.rv == "" || s.fenced {
 		return werr
 	}
 	res := s.write(ctx, s.job())
@@ -278,7 +279,7 @@ func (s *saver) stop(ctx context.Context) error {
 	switch {
 	case res.err == nil:
 		return nil
-	case errors.Is(res.err, ErrStateTooLarge):
+	case errors.Is(res.err, ErrStateTooLarge), errors.Is(res.err, ErrCheckpointConflict):
 		return fmt.Errorf("%w: watch %s: %w", ErrSaveFailed, s.identity, res.err)
 	}
 	return fmt.Errorf("%w: watch %s: checkpoint %s: the last save before stopping: %w; %s",
@@ -287,7 +288,7 @@ func (s *saver) stop(ctx context.Context) error {
 
 // saveFix is what a failing save's error tells the user to do.
 const saveFix = "make the checkpoint writable (a file: its directory writable, with free space; " +
-	"a ConfigMap: get, create and update permission) or use another one"
+	"a ConfigMap: get, create, update and delete permission on configmaps) or use another one"
 
 // wait waits for the running background save, if any.
 func (s *saver) wait() error {
@@ -299,7 +300,8 @@ func (s *saver) wait() error {
 
 // saved records a save's outcome. A failed save is retried, in full, with
 // backoff; after retryTimeout of failures, or at once for a state the
-// store cannot hold, the error is returned for Run to stop with.
+// store cannot hold or a save another writer fenced off (then nothing is
+// written any more), the error is returned for Run to stop with.
 func (s *saver) saved(res saveResult) error {
 	s.busy = false
 	if cap(res.batch) <= keepBuf { // not the memory of a large re-list
@@ -322,6 +324,10 @@ func (s *saver) saved(res saveResult) error {
 		s.failingSince, s.bo = now, s.backoff
 	}
 	s.attempts++
+	if errors.Is(res.err, ErrCheckpointConflict) {
+		s.fenced = true // another writer owns the checkpoint now
+		return fmt.Errorf("%w: watch %s: %w", ErrSaveFailed, s.identity, res.err)
+	}
 	if errors.Is(res.err, ErrStateTooLarge) {
 		return fmt.Errorf("%w: watch %s: %w", ErrSaveFailed, s.identity, res.err)
 	}
