@@ -132,7 +132,7 @@ func TestErrors(t *testing.T) {
 		{"bad checkpoint configmap", []string{"--checkpoint-configmap", "cp"}, "--checkpoint-configmap: \"cp\": want NAMESPACE/NAME"},
 		{"bad lease", []string{"--leader-elect", "default/"}, "--leader-elect"},
 		{"lease timing without lease", []string{"--lease-duration", "3s"}, "--lease-duration: only with --leader-elect"},
-		{"bad lease timings", []string{"--leader-elect", "default/l", "--lease-duration", "1s", "--renew-deadline", "2s"}, "WithLeaseDuration(1s) must be longer"},
+		{"bad lease timings", []string{"--leader-elect", "default/l", "--lease-duration", "1s", "--renew-deadline", "2s"}, "WithLeaseDuration(1s): must be longer"},
 		{"bad checkpoint configmap name", []string{"--checkpoint-configmap", "default/Bad_Name"}, "Bad_Name"},
 		{"extra argument", []string{"pods"}, "unexpected arguments"},
 		{"unknown context", []string{"--context", "nope"}, `"nope"`},
