@@ -35,7 +35,7 @@ func TestApplyConfigurationOutcomesAndTypedResult(t *testing.T) {
 	var owned string
 	for _, mf := range cm.ManagedFields {
 		if mf.Manager == "kubekit" && mf.FieldsV1 != nil {
-			owned = string(mf.FieldsV1.Raw)
+			owned = mf.FieldsV1.GetRawString()
 		}
 	}
 	if !strings.Contains(owned, `"f:mode"`) || strings.Contains(owned, "immutable") || strings.Contains(owned, "binaryData") {

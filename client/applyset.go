@@ -114,16 +114,16 @@ func (a ApplySet) tooling() string {
 func (a ApplySet) validate() error {
 	var errs []error
 	if a.kind() != "Secret" && a.kind() != "ConfigMap" {
-		errs = append(errs, fmt.Errorf("Kind %q: the parent must be a Secret or a ConfigMap", a.Kind))
+		errs = append(errs, fmt.Errorf("field Kind %q: the parent must be a Secret or a ConfigMap", a.Kind))
 	}
 	if a.Name == "" {
-		errs = append(errs, errors.New("Name is empty: name the parent object"))
+		errs = append(errs, errors.New("field Name is empty: name the parent object"))
 	}
 	if a.Namespace == "" {
 		errs = append(errs, errors.New("namespace is required to use namespace-scoped ApplySet"))
 	}
 	if name, ver, ok := strings.Cut(a.tooling(), "/"); !ok || name == "" || ver == "" {
-		errs = append(errs, fmt.Errorf("Tooling %q: want name/version, e.g. kubekit/v1.0.0", a.Tooling))
+		errs = append(errs, fmt.Errorf("field Tooling %q: want name/version, e.g. kubekit/v1.0.0", a.Tooling))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("client: ApplySet %s: %w", a, errors.Join(errs...))

@@ -229,6 +229,7 @@ func TestDefaultLoggerIsKlog(t *testing.T) {
 // apierrors.IsResourceExpired, as reason Expired does.
 func TestExpiredErrorIsResourceExpired(t *testing.T) {
 	for _, gone := range []error{
+		//lint:ignore SA1019 client-go's pager suite feeds a 410 with reason Gone, which servers still send
 		apierrors.NewGone("continue token expired"),
 		apierrors.NewResourceExpired("The provided continue parameter is too old"),
 	} {

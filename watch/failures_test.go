@@ -175,6 +175,7 @@ func TestHandlerPanic(t *testing.T) {
 	err = w.Run(t.Context(), func(_ context.Context, e watch.Event[*corev1.ConfigMap]) error {
 		calls++
 		var m map[string]string
+		//lint:ignore SA5000 the handler panics on purpose
 		m[e.Object.Name] = "x" // assignment to a nil map
 		return nil
 	})
