@@ -20,7 +20,9 @@ cpu="$(sed -n 's/^cpu: //p' "${raw}" | head -n 1)"
   echo
   echo "Written by \`make bench\` (hack/bench.sh); the raw output is in bin/bench.txt."
   echo "Each ratio compares kubekit with the plain client-go way (or the named baseline)"
-  echo "measured in the same run: above 1 means kubekit is faster or smaller, as the unit says."
+  echo "measured in the same run. Throughput ratios (events/s, objects/s): above 1 means kubekit is"
+  echo "faster. Memory ratios (heap, peak, B/pod): below 1 means kubekit holds less. Each benchmark's"
+  echo "doc comment states its target."
   echo
   echo "- Date: $(date -u +%Y-%m-%d)"
   echo "- Machine: ${cpu:-unknown CPU}, $(nproc) cores, $(uname -sm)"

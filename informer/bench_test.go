@@ -29,10 +29,26 @@ import (
 // managedFields entry per manager; the returned Pod carries them.
 func realisticPod(b *testing.B) *corev1.Pod {
 	b.Helper()
+	realistic.once.Do(func() { realistic.pod, realistic.err = createRealisticPod(b) })
+	if realistic.err != nil {
+		b.Fatal(realistic.err)
+	}
+	return realistic.pod.DeepCopy()
+}
+
+// realistic is the one Pod realisticPod creates per test binary: the
+// benchmarks that use it share it.
+var realistic struct {
+	once sync.Once
+	pod  *corev1.Pod
+	err  error
+}
+
+func createRealisticPod(b *testing.B) (*corev1.Pod, error) {
 	ctx := b.Context()
 	c, err := client.New(client.WithRESTConfig(env.Config()), client.WithRateLimit(false))
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	ns := "bench-managed-fields"
 	_, _ = c.Kubernetes().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
@@ -56,7 +72,7 @@ func realisticPod(b *testing.B) *corev1.Pod {
 	// get the defaults from a dry run, then apply them all.
 	dry, err := pods.Apply(ctx, cfg, metav1.ApplyOptions{FieldManager: "kube-controller-manager", Force: true, DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	full := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, Spec: dry.Spec}
 	full.Name, full.Namespace, full.Labels, full.Annotations = dry.Name, dry.Namespace, dry.Labels, dry.Annotations
@@ -64,11 +80,11 @@ func realisticPod(b *testing.B) *corev1.Pod {
 	full.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d8f7c9b6", UID: "0d6c8d1e-5f0a-4b7e-9c3b-2f1e4a6b8c9d", Controller: ptrTo(true), BlockOwnerDeletion: ptrTo(true)}}
 	patch, err := json.Marshal(full)
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	p, err := pods.Patch(ctx, "web-0", types.ApplyPatchType, patch, metav1.PatchOptions{FieldManager: "kube-controller-manager", Force: ptrTo(true)})
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	now := metav1.Now()
 	p.Status.Phase = corev1.PodRunning
@@ -85,16 +101,16 @@ func realisticPod(b *testing.B) *corev1.Pod {
 		})
 	}
 	if p, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{FieldManager: "kubelet"}); err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	p.Labels["team"] = "checkout"
 	if p, err = pods.Update(ctx, p, metav1.UpdateOptions{FieldManager: "kubectl-label"}); err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	if len(p.ManagedFields) < 3 {
-		b.Fatalf("want 3 managedFields entries, got %d", len(p.ManagedFields))
+		return nil, fmt.Errorf("want 3 managedFields entries, got %d", len(p.ManagedFields))
 	}
-	return p
+	return p, nil
 }
 
 // noWatchList is a ListWatch the reflector lists then watches: the fake

@@ -21,7 +21,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/klog/v2"
 
 	"github.com/kubekit/kubekit/client"
@@ -77,9 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// client-go's round-tripper wrappers hide CloseIdleConnections from
-	// http.Client; utilnet unwraps them.
-	defer utilnet.CloseIdleConnectionsFor(c.HTTPClient().Transport)
+	defer c.Close()
 
 	klog.V(1).InfoS("Connecting", "host", c.Config().Host)
 	v, err := c.ServerVersion(ctx)
