@@ -7,7 +7,8 @@
 //	})
 //
 // [Run] campaigns until it acquires the Lease, runs fn, renews the Lease every
-// retry period and cancels fn's context when it cannot renew within the renew
+// retry period and cancels fn's context as soon as it reads another holder in
+// the Lease, or when the last successful renewal is older than the renew
 // deadline, which is before the Lease expires for the other candidates (the
 // renew deadline is shorter than the lease duration; [Run] checks it). On a
 // clean stop (ctx cancelled, or fn returned) the Lease is released at once, so

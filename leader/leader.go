@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -39,9 +40,14 @@ var ErrForbidden = errors.New("forbidden to use the Lease")
 //   - fn returns: the Lease is released and Run returns fn's error (nil when
 //     fn returned nil).
 //   - leadership is lost (see [ErrLeadershipLost]): fn's context is cancelled
-//     as soon as the renew deadline passes, which is before another candidate
-//     can acquire the Lease if fn stops promptly; Run waits for fn and returns
-//     an error wrapping ErrLeadershipLost (and fn's error, if any).
+//     as soon as a read of the Lease names another holder, or once the Lease
+//     has not been renewed for the renew deadline, counted from when the
+//     last successful renewal was sent (so a process that wakes from a pause
+//     stops at once, where client-go's elector would lead on for up to
+//     another renew deadline). With the renew deadline shorter than the lease
+//     duration that is before another candidate can acquire the Lease, if fn
+//     stops promptly. Run waits for fn and returns an error wrapping
+//     ErrLeadershipLost that says why (and fn's error, if any).
 //   - RBAC forbids the Lease: Run returns an error wrapping [ErrForbidden]
 //     that names the verbs to grant.
 //
@@ -66,7 +72,7 @@ func Run(ctx context.Context, c *client.Client, namespace, name string, fn func(
 		return err
 	}
 	log := o.logger().WithValues("lease", namespace+"/"+name, "identity", o.identity)
-	r := &run{log: log, fn: fn, userCtx: ctx, fnDone: make(chan struct{})}
+	r := &run{log: log, fn: fn, userCtx: ctx, fnDone: make(chan struct{}), renewDeadline: o.renewDeadline, retryPeriod: o.retryPeriod}
 
 	// The elector's context outlives ctx: when ctx is cancelled while leading,
 	// the Lease stays renewed until fn has returned, and only then released.
@@ -89,12 +95,14 @@ func Run(ctx context.Context, c *client.Client, namespace, name string, fn func(
 			Client:     c.Kubernetes().CoordinationV1(),
 			LockConfig: resourcelock.ResourceLockConfig{Identity: o.identity},
 		},
-		log: log,
+		log:           log,
+		onOtherHolder: func(holder string) { r.lose("the Lease is held by " + holder) },
 		onForbidden: func(verb string, err error) {
 			r.fail(fmt.Errorf("leader: %w %s/%s (%s: %v): grant get, create and update on leases.coordination.k8s.io in namespace %s to this client's user (a Role and RoleBinding)",
 				ErrForbidden, namespace, name, verb, err, namespace))
 		},
 	}
+	r.lock = lock
 	el, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		Name:            namespace + "/" + name,
@@ -122,18 +130,22 @@ func Run(ctx context.Context, c *client.Client, namespace, name string, fn func(
 	r.mu.Lock()
 	started, stopped, fatal := r.leading, r.stopped, r.fatal
 	r.mu.Unlock()
+	lostWhy := ""
 	if started {
 		<-r.fnDone
 		r.mu.Lock()
-		stopped = r.stopped
+		stopped, lostWhy = r.stopped, r.lost
 		r.mu.Unlock()
 	}
 	switch {
 	case fatal != nil:
 		return fatal
 	case started && !stopped:
-		log.Info("stopped leading: the Lease could not be renewed within the renew deadline")
-		lost := fmt.Errorf("leader: %w: Lease %s/%s not renewed by %s within %s", ErrLeadershipLost, namespace, name, o.identity, o.renewDeadline)
+		if lostWhy == "" {
+			lostWhy = fmt.Sprintf("not renewed within the renew deadline %s", o.renewDeadline)
+		}
+		log.Info("stopped leading: the Lease is lost", "reason", lostWhy)
+		lost := fmt.Errorf("leader: %w: Lease %s/%s of %s: %s", ErrLeadershipLost, namespace, name, o.identity, lostWhy)
 		if r.fnErr != nil && !isContextErr(r.fnErr) {
 			return errors.Join(lost, r.fnErr)
 		}
@@ -162,6 +174,12 @@ type run struct {
 	fatal    error // the elector was stopped for an error retrying cannot fix
 	fnErr    error
 	fnDone   chan struct{}
+	cancelFn context.CancelFunc // cancels fn's context while it runs
+	lost     string             // why fn was stopped for a lost Lease, "" if it was not
+
+	lock          *guardedLock
+	renewDeadline time.Duration
+	retryPeriod   time.Duration
 }
 
 // lead runs fn; client-go calls it on a goroutine of its own with a context
@@ -173,16 +191,26 @@ func (r *run) lead(leadCtx context.Context) {
 	r.mu.Unlock()
 	r.log.Info("started leading")
 	fnCtx, cancel := context.WithCancel(leadCtx)
+	r.mu.Lock()
+	r.cancelFn = cancel
+	r.mu.Unlock()
 	stop := context.AfterFunc(r.userCtx, cancel)
 	if stopping {
 		cancel()
 	}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		r.watchdog(fnCtx)
+	}()
 	err := r.call(fnCtx)
 	stop()
 	cancel()
+	<-watched
 	r.mu.Lock()
 	r.fnErr = err
-	if leadCtx.Err() == nil {
+	r.cancelFn = nil
+	if leadCtx.Err() == nil && r.lost == "" {
 		// fn returned or ctx was cancelled while the Lease was still held:
 		// a stop on purpose, so release (the elector does on its way out).
 		r.stopped = true
@@ -190,6 +218,44 @@ func (r *run) lead(leadCtx context.Context) {
 	r.mu.Unlock()
 	close(r.fnDone)
 	r.stopElect()
+}
+
+// watchdog stops fn once the Lease has not been renewed for the renew
+// deadline, measured from when the last successful renewal was sent. That is
+// the renew deadline's promise (the leader gives up before another candidate
+// may take over); client-go's elector measures it from the start of its
+// current renew attempt instead, which a process that wakes from a pause
+// (SIGSTOP, a long GC) starts anew, leading on for up to another renew
+// deadline while another replica already holds the Lease.
+func (r *run) watchdog(ctx context.Context) {
+	t := time.NewTicker(min(r.retryPeriod/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if d := r.lock.sinceRenewed(); d > r.renewDeadline {
+				r.lose(fmt.Sprintf("not renewed for %s, longer than the renew deadline %s", d.Round(time.Millisecond), r.renewDeadline))
+				return
+			}
+		}
+	}
+}
+
+// lose stops fn because the Lease is lost (another holder was read, or the
+// renew deadline passed).
+func (r *run) lose(why string) {
+	r.mu.Lock()
+	cancel := r.cancelFn
+	if cancel == nil || r.lost != "" {
+		r.mu.Unlock()
+		return
+	}
+	r.lost = why
+	r.mu.Unlock()
+	r.log.Info("stopping fn: the Lease is lost", "reason", why)
+	cancel()
 }
 
 func (r *run) call(ctx context.Context) (err error) {
@@ -222,10 +288,13 @@ func (r *run) fail(err error) {
 type guardedLock struct {
 	resourcelock.Interface
 	onForbidden func(verb string, err error)
-	log         logr.Logger
+	// onOtherHolder is called when a record read names another holder.
+	onOtherHolder func(holder string)
+	log           logr.Logger
 
 	mu         sync.Mutex
-	lastHolder string // holder in the last record Get read
+	lastHolder string    // holder in the last record Get read
+	renewed    time.Time // when the last write naming this candidate that succeeded was sent
 }
 
 func (l *guardedLock) check(verb string, err error) error {
@@ -241,12 +310,35 @@ func (l *guardedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 		l.mu.Lock()
 		l.lastHolder = rec.HolderIdentity
 		l.mu.Unlock()
+		if h := rec.HolderIdentity; h != "" && h != l.Identity() && l.onOtherHolder != nil {
+			l.onOtherHolder(h)
+		}
 	}
 	return rec, raw, l.check("get", err)
 }
 
 func (l *guardedLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
-	return l.check("create", l.Interface.Create(ctx, ler))
+	sent := time.Now()
+	err := l.Interface.Create(ctx, ler)
+	l.wrote(ler, sent, err)
+	return l.check("create", err)
+}
+
+// wrote records when a successful write naming this candidate was sent: the
+// Lease is this candidate's for a lease duration from then, at least.
+func (l *guardedLock) wrote(ler resourcelock.LeaderElectionRecord, sent time.Time, err error) {
+	if err == nil && ler.HolderIdentity == l.Identity() {
+		l.mu.Lock()
+		l.renewed = sent
+		l.mu.Unlock()
+	}
+}
+
+// sinceRenewed is how long ago the last successful renewal was sent.
+func (l *guardedLock) sinceRenewed() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Since(l.renewed)
 }
 
 func (l *guardedLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
@@ -259,7 +351,10 @@ func (l *guardedLock) Update(ctx context.Context, ler resourcelock.LeaderElectio
 			return nil
 		}
 	}
-	return l.check("update", l.Interface.Update(ctx, ler))
+	sent := time.Now()
+	err := l.Interface.Update(ctx, ler)
+	l.wrote(ler, sent, err)
+	return l.check("update", err)
 }
 
 func isContextErr(err error) bool {
