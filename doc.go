@@ -14,7 +14,12 @@
 // continue tokens), writes any object (Get, Create, Update, Patch, Delete,
 // and server-side Apply that reports created, configured or unchanged from
 // the server's answers) and applies or deletes multi-document manifests in a
-// safe order with kubectl-style results.
+// safe order with kubectl-style results: deletes cascade like kubectl's,
+// Diff, ApplyAndPrune with kubectl's ApplySets and Wait (kstatus) make the
+// GitOps loop. For controllers it applies client-go's apply configurations
+// (ApplyConfiguration), writes the status, scale and eviction subresources,
+// deletes collections, lists metadata only, and records events
+// (StartEventRecorder) from one goroutine that Shutdown flushes and joins.
 //
 // # watch
 //
@@ -23,7 +28,10 @@
 // order per object. It lists and watches, reconnects with jittered backoff,
 // follows bookmarks, and on 410 Gone re-lists and reports the gap as
 // synthetic events, deletions included. A checkpoint in a file, a ConfigMap
-// or memory lets a restarted process resume where it stopped.
+// or memory lets a restarted process resume where it stopped; the ConfigMap
+// checkpoint is fenced by resourceVersion and holds 100,000 objects, so two
+// replicas with leader election (see leader) fail over without losing a
+// change.
 //
 // # informer
 //
@@ -60,6 +68,15 @@
 // single klog-style verbosity, json or console output and a log file, routes
 // klog (and so client-go) into it with a restore function, and binds -v,
 // --log-format and --log-file to a flag set you pass.
+//
+// # Metrics
+//
+// Prometheus metrics live in sub-packages, in the registry you pass, nothing
+// registered on import: client/prometheus (client-go's rest_client_* metrics,
+// whose hooks are process-wide: one explicit Register call), watch/prometheus
+// (events, re-lists after gaps, checkpoint saves, age of the last event),
+// informer/prometheus (client-go's informer metrics and sync state) and
+// queue/prometheus (workqueue_* and the reconcile metrics of Queue.Run).
 //
 // # Type arguments
 //
