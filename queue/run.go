@@ -198,8 +198,9 @@ func (w *worker[T]) loop() {
 
 func (w *worker[T]) process(item T) {
 	m := w.q.metrics
-	start := time.Now()
+	var start time.Time
 	if m != nil {
+		start = time.Now()
 		m.ReconcileStarted(w.q.name)
 	}
 	res, err := w.call(item)
