@@ -46,6 +46,7 @@ const (
 // within the compaction window fails instead of looping forever.
 const MaxListRestarts = 3
 
+// String names the strategy as its constant does.
 func (s ExpiredStrategy) String() string {
 	switch s {
 	case ExpiredFail:
@@ -75,12 +76,14 @@ type ExpiredError struct {
 	Err error
 }
 
+// Error says which list expired and what to do.
 func (e *ExpiredError) Error() string {
 	return fmt.Sprintf("client: list expired after %d items in %d pages (%d restarts): %v; "+
 		"use a bigger page size, consume pages faster, or choose OnExpired(ExpiredContinueInconsistent) or OnExpired(ExpiredRestart)",
 		e.Items, e.Pages, e.Restarts, e.Err)
 }
 
+// Unwrap returns the API server's error.
 func (e *ExpiredError) Unwrap() error { return e.Err }
 
 // Status makes the error an API status with reason Expired and code 410,

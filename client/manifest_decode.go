@@ -80,6 +80,7 @@ type ManifestError struct {
 	Ref      string // "configmaps default/x" once known, else ""
 }
 
+// Error names the source and the document.
 func (e *ManifestError) Error() string {
 	s := "manifest " + e.Manifest.String()
 	if e.Ref != "" {
@@ -88,6 +89,7 @@ func (e *ManifestError) Error() string {
 	return s + ": " + e.Err.Error()
 }
 
+// Unwrap returns the underlying error.
 func (e *ManifestError) Unwrap() error { return e.Err }
 
 // DecodeOption configures DecodeManifests and ReadManifests.

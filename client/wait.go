@@ -142,6 +142,7 @@ type WaitError struct {
 	Err       error
 }
 
+// Error names the objects that were not there in time.
 func (e *WaitError) Error() string {
 	var b strings.Builder
 	b.WriteString("client: Wait")
@@ -163,6 +164,7 @@ func (e *WaitError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error (ctx's, or the last API error).
 func (e *WaitError) Unwrap() error { return e.Err }
 
 // Wait polls objs until every one satisfies cond, ctx ends, or (with

@@ -75,10 +75,12 @@ type HandlerError struct {
 	Err      error
 }
 
+// Error names the event, the object and the attempts.
 func (e *HandlerError) Error() string {
 	return fmt.Sprintf("watch: handler failed %d times on %s %s: %v", e.Attempts, e.Type, e.Key, e.Err)
 }
 
+// Unwrap returns the handler's last error.
 func (e *HandlerError) Unwrap() error { return e.Err }
 
 // Watcher watches one resource, resumably. Create it with [New] or
