@@ -92,7 +92,8 @@
 //	Patch, Status().Patch, Scale      PatchOption           DryRun FieldManager FieldValidation InNamespace
 //	Apply, ApplyConfiguration         ApplyOption           DryRun FieldManager FieldValidation InNamespace ForceOwnership Recreate
 //	Status().Apply                    StatusApplyOption     DryRun FieldManager FieldValidation InNamespace ForceOwnership
-//	Delete, DeleteManifests           DeleteOption          DryRun InNamespace PropagationPolicy GracePeriodSeconds
+//	Delete                            DeleteOption          DryRun InNamespace PropagationPolicy GracePeriodSeconds Preconditions
+//	DeleteManifests                   DeleteManifestsOption DryRun InNamespace PropagationPolicy GracePeriodSeconds
 //	DeleteAllOf                       DeleteAllOfOption     DryRun InNamespace PropagationPolicy GracePeriodSeconds LabelSelector FieldSelector
 //	Evict                             EvictOption           DryRun InNamespace GracePeriodSeconds
 //	ApplyManifests, ApplyAndPrune     ApplyManifestsOption  DryRun FieldManager FieldValidation InNamespace ForceOwnership Recreate EstablishTimeout Concurrency
@@ -103,7 +104,7 @@
 // Options shared by several verbs go in a slice of each verb's interface:
 //
 //	applyOpts := []client.ApplyManifestsOption{client.DryRun(true), client.InNamespace(ns)}
-//	deleteOpts := []client.DeleteOption{client.DryRun(true), client.InNamespace(ns)}
+//	deleteOpts := []client.DeleteManifestsOption{client.DryRun(true), client.InNamespace(ns)}
 //
 // # Manifests
 //

@@ -249,7 +249,7 @@ func deadline(crd *unstructured.Unstructured, timeout time.Duration, err error) 
 // otherwise, as with kubectl delete. Each result's Object carries the uid the
 // server reported, so [Client.Wait] with [ForDeleted] can tell the deleted
 // object from one re-created since, as kubectl delete --wait does.
-func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...DeleteOption) ([]ManifestResult, error) {
+func (c *Client) DeleteManifests(ctx context.Context, ms []Manifest, opts ...DeleteManifestsOption) ([]ManifestResult, error) {
 	o, err := newWriteOptions(opts)
 	if err != nil {
 		return nil, err

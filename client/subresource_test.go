@@ -174,3 +174,33 @@ func TestEvict(t *testing.T) {
 		t.Fatalf("Evict with a negative grace period = %v", err)
 	}
 }
+
+// TestDeletePreconditions: a delete conditional on a uid does not delete an
+// object re-created under the same name.
+func TestDeletePreconditions(t *testing.T) {
+	c := newClient(t)
+	defer c.Close()
+	ctx := t.Context()
+	old := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "precond", Namespace: "default"}}
+	if err := c.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	oldUID := old.UID
+	if err := c.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "precond", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "precond", Namespace: "default"}}
+	if err := c.Create(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	stub := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "precond", Namespace: "default"}}
+	if err := c.Delete(ctx, stub, client.Preconditions{UID: &oldUID}); !apierrors.IsConflict(err) {
+		t.Fatalf("Delete with the old uid = %v, want 409 Conflict", err)
+	}
+	if err := c.Get(ctx, stub); err != nil || stub.UID != fresh.UID {
+		t.Fatalf("the re-created object is gone or changed: %v", err)
+	}
+	if err := c.Delete(ctx, stub, client.Preconditions{UID: &fresh.UID}); err != nil {
+		t.Fatalf("Delete with the current uid = %v", err)
+	}
+}

@@ -20,74 +20,77 @@ import (
 // more), TestMisplacedOptionsDoNotCompile that a misplaced one is a compile
 // error.
 var (
-	_ client.CreateOption         = client.DryRun(true)
-	_ client.UpdateOption         = client.DryRun(true)
-	_ client.PatchOption          = client.DryRun(true)
-	_ client.ApplyOption          = client.DryRun(true)
-	_ client.StatusApplyOption    = client.DryRun(true)
-	_ client.DeleteOption         = client.DryRun(true)
-	_ client.DeleteAllOfOption    = client.DryRun(true)
-	_ client.EvictOption          = client.DryRun(true)
-	_ client.ApplyManifestsOption = client.DryRun(true)
-	_ client.CreateOption         = client.FieldManager("m")
-	_ client.UpdateOption         = client.FieldManager("m")
-	_ client.PatchOption          = client.FieldManager("m")
-	_ client.ApplyOption          = client.FieldManager("m")
-	_ client.StatusApplyOption    = client.FieldManager("m")
-	_ client.ApplyManifestsOption = client.FieldManager("m")
-	_ client.DiffOption           = client.FieldManager("m")
-	_ client.CreateOption         = client.FieldValidation("Strict")
-	_ client.UpdateOption         = client.FieldValidation("Strict")
-	_ client.PatchOption          = client.FieldValidation("Strict")
-	_ client.ApplyOption          = client.FieldValidation("Strict")
-	_ client.StatusApplyOption    = client.FieldValidation("Strict")
-	_ client.ApplyManifestsOption = client.FieldValidation("Strict")
-	_ client.DiffOption           = client.FieldValidation("Strict")
-	_ client.ApplyOption          = client.ForceOwnership(true)
-	_ client.StatusApplyOption    = client.ForceOwnership(true)
-	_ client.ApplyManifestsOption = client.ForceOwnership(true)
-	_ client.DiffOption           = client.ForceOwnership(true)
-	_ client.ApplyOption          = client.Recreate(true)
-	_ client.ApplyManifestsOption = client.Recreate(true)
-	_ client.GetOption            = client.InNamespace("ns")
-	_ client.CreateOption         = client.InNamespace("ns")
-	_ client.UpdateOption         = client.InNamespace("ns")
-	_ client.PatchOption          = client.InNamespace("ns")
-	_ client.ApplyOption          = client.InNamespace("ns")
-	_ client.StatusApplyOption    = client.InNamespace("ns")
-	_ client.DeleteOption         = client.InNamespace("ns")
-	_ client.DeleteAllOfOption    = client.InNamespace("ns")
-	_ client.EvictOption          = client.InNamespace("ns")
-	_ client.ApplyManifestsOption = client.InNamespace("ns")
-	_ client.DiffOption           = client.InNamespace("ns")
-	_ client.DeleteOption         = client.PropagationPolicy("Orphan")
-	_ client.DeleteAllOfOption    = client.PropagationPolicy("Orphan")
-	_ client.DeleteOption         = client.GracePeriodSeconds(0)
-	_ client.DeleteAllOfOption    = client.GracePeriodSeconds(0)
-	_ client.EvictOption          = client.GracePeriodSeconds(0)
-	_ client.ApplyManifestsOption = client.EstablishTimeout(time.Second)
-	_ client.ApplyManifestsOption = client.Concurrency(1)
-	_ client.DeleteAllOfOption    = client.LabelSelector("a=b")
-	_ client.DeleteAllOfOption    = client.FieldSelector("metadata.name=x")
-	_ client.ListOption           = client.LabelSelector("a=b")
-	_ client.ListOption           = client.FieldSelector("metadata.name=x")
-	_ client.WaitOption           = client.InNamespace("ns")
+	_ client.CreateOption          = client.DryRun(true)
+	_ client.UpdateOption          = client.DryRun(true)
+	_ client.PatchOption           = client.DryRun(true)
+	_ client.ApplyOption           = client.DryRun(true)
+	_ client.StatusApplyOption     = client.DryRun(true)
+	_ client.DeleteOption          = client.DryRun(true)
+	_ client.DeleteAllOfOption     = client.DryRun(true)
+	_ client.EvictOption           = client.DryRun(true)
+	_ client.ApplyManifestsOption  = client.DryRun(true)
+	_ client.CreateOption          = client.FieldManager("m")
+	_ client.UpdateOption          = client.FieldManager("m")
+	_ client.PatchOption           = client.FieldManager("m")
+	_ client.ApplyOption           = client.FieldManager("m")
+	_ client.StatusApplyOption     = client.FieldManager("m")
+	_ client.ApplyManifestsOption  = client.FieldManager("m")
+	_ client.DiffOption            = client.FieldManager("m")
+	_ client.CreateOption          = client.FieldValidation("Strict")
+	_ client.UpdateOption          = client.FieldValidation("Strict")
+	_ client.PatchOption           = client.FieldValidation("Strict")
+	_ client.ApplyOption           = client.FieldValidation("Strict")
+	_ client.StatusApplyOption     = client.FieldValidation("Strict")
+	_ client.ApplyManifestsOption  = client.FieldValidation("Strict")
+	_ client.DiffOption            = client.FieldValidation("Strict")
+	_ client.ApplyOption           = client.ForceOwnership(true)
+	_ client.StatusApplyOption     = client.ForceOwnership(true)
+	_ client.ApplyManifestsOption  = client.ForceOwnership(true)
+	_ client.DiffOption            = client.ForceOwnership(true)
+	_ client.ApplyOption           = client.Recreate(true)
+	_ client.ApplyManifestsOption  = client.Recreate(true)
+	_ client.GetOption             = client.InNamespace("ns")
+	_ client.CreateOption          = client.InNamespace("ns")
+	_ client.UpdateOption          = client.InNamespace("ns")
+	_ client.PatchOption           = client.InNamespace("ns")
+	_ client.ApplyOption           = client.InNamespace("ns")
+	_ client.StatusApplyOption     = client.InNamespace("ns")
+	_ client.DeleteOption          = client.InNamespace("ns")
+	_ client.DeleteAllOfOption     = client.InNamespace("ns")
+	_ client.EvictOption           = client.InNamespace("ns")
+	_ client.ApplyManifestsOption  = client.InNamespace("ns")
+	_ client.DiffOption            = client.InNamespace("ns")
+	_ client.DeleteOption          = client.PropagationPolicy("Orphan")
+	_ client.DeleteAllOfOption     = client.PropagationPolicy("Orphan")
+	_ client.DeleteOption          = client.GracePeriodSeconds(0)
+	_ client.DeleteOption          = client.Preconditions{}
+	_ client.DeleteManifestsOption = client.GracePeriodSeconds(0)
+	_ client.DeleteAllOfOption     = client.GracePeriodSeconds(0)
+	_ client.EvictOption           = client.GracePeriodSeconds(0)
+	_ client.ApplyManifestsOption  = client.EstablishTimeout(time.Second)
+	_ client.ApplyManifestsOption  = client.Concurrency(1)
+	_ client.DeleteAllOfOption     = client.LabelSelector("a=b")
+	_ client.DeleteAllOfOption     = client.FieldSelector("metadata.name=x")
+	_ client.ListOption            = client.LabelSelector("a=b")
+	_ client.ListOption            = client.FieldSelector("metadata.name=x")
+	_ client.WaitOption            = client.InNamespace("ns")
 )
 
 // verbOptions are the per-verb option interfaces, by verb name as doc.go's
 // table names them.
 var verbOptions = map[string]reflect.Type{
-	"Get":            reflect.TypeFor[client.GetOption](),
-	"Create":         reflect.TypeFor[client.CreateOption](),
-	"Update":         reflect.TypeFor[client.UpdateOption](),
-	"Patch":          reflect.TypeFor[client.PatchOption](),
-	"Apply":          reflect.TypeFor[client.ApplyOption](),
-	"StatusApply":    reflect.TypeFor[client.StatusApplyOption](),
-	"Delete":         reflect.TypeFor[client.DeleteOption](),
-	"DeleteAllOf":    reflect.TypeFor[client.DeleteAllOfOption](),
-	"Evict":          reflect.TypeFor[client.EvictOption](),
-	"ApplyManifests": reflect.TypeFor[client.ApplyManifestsOption](),
-	"Diff":           reflect.TypeFor[client.DiffOption](),
+	"Get":             reflect.TypeFor[client.GetOption](),
+	"Create":          reflect.TypeFor[client.CreateOption](),
+	"Update":          reflect.TypeFor[client.UpdateOption](),
+	"Patch":           reflect.TypeFor[client.PatchOption](),
+	"Apply":           reflect.TypeFor[client.ApplyOption](),
+	"StatusApply":     reflect.TypeFor[client.StatusApplyOption](),
+	"Delete":          reflect.TypeFor[client.DeleteOption](),
+	"DeleteManifests": reflect.TypeFor[client.DeleteManifestsOption](),
+	"DeleteAllOf":     reflect.TypeFor[client.DeleteAllOfOption](),
+	"Evict":           reflect.TypeFor[client.EvictOption](),
+	"ApplyManifests":  reflect.TypeFor[client.ApplyManifestsOption](),
+	"Diff":            reflect.TypeFor[client.DiffOption](),
 }
 
 // TestOptionsPerVerb checks every option type against every verb: it
@@ -97,14 +100,15 @@ func TestOptionsPerVerb(t *testing.T) {
 		opt   any
 		verbs string
 	}{
-		{client.DryRun(true), "Create Update Patch Apply StatusApply Delete DeleteAllOf Evict ApplyManifests"},
+		{client.DryRun(true), "Create Update Patch Apply StatusApply Delete DeleteManifests DeleteAllOf Evict ApplyManifests"},
 		{client.FieldManager("m"), "Create Update Patch Apply StatusApply ApplyManifests Diff"},
 		{client.FieldValidation("Strict"), "Create Update Patch Apply StatusApply ApplyManifests Diff"},
 		{client.ForceOwnership(true), "Apply StatusApply ApplyManifests Diff"},
 		{client.Recreate(true), "Apply ApplyManifests"},
-		{client.InNamespace("ns"), "Get Create Update Patch Apply StatusApply Delete DeleteAllOf Evict ApplyManifests Diff"},
-		{client.PropagationPolicy("Orphan"), "Delete DeleteAllOf"},
-		{client.GracePeriodSeconds(0), "Delete DeleteAllOf Evict"},
+		{client.InNamespace("ns"), "Get Create Update Patch Apply StatusApply Delete DeleteManifests DeleteAllOf Evict ApplyManifests Diff"},
+		{client.PropagationPolicy("Orphan"), "Delete DeleteManifests DeleteAllOf"},
+		{client.GracePeriodSeconds(0), "Delete DeleteManifests DeleteAllOf Evict"},
+		{client.Preconditions{}, "Delete"},
 		{client.EstablishTimeout(time.Second), "ApplyManifests"},
 		{client.Concurrency(1), "ApplyManifests"},
 		{client.LabelSelector("a=b"), "DeleteAllOf"},

@@ -27,6 +27,7 @@ type writeOptions struct {
 	fieldValidation string
 	propagation     *metav1.DeletionPropagation
 	gracePeriod     *int64
+	preconditions   *metav1.Preconditions
 	namespace       string
 	establish       *time.Duration
 	concurrency     *int
@@ -78,6 +79,18 @@ func (p PropagationPolicy) applyWrite(o *writeOptions) {
 type GracePeriodSeconds int64
 
 func (g GracePeriodSeconds) applyWrite(o *writeOptions) { v := int64(g); o.gracePeriod = &v }
+
+// Preconditions makes a delete conditional: the API server deletes the
+// object only if its uid and/or resourceVersion (the fields that are set)
+// still match, and answers 409 Conflict otherwise. A controller that read an
+// object and decided to delete it uses the uid, so that an object deleted
+// and re-created meanwhile under the same name is not deleted by mistake.
+type Preconditions metav1.Preconditions
+
+func (p Preconditions) applyWrite(o *writeOptions) {
+	v := metav1.Preconditions(p)
+	o.preconditions = &v
+}
 
 // InNamespace is the namespace for namespaced objects that have none, in place
 // of [Client.Namespace] (kubectl's -n). Objects that name another namespace
@@ -215,7 +228,7 @@ func (o *writeOptions) deleteOptions() metav1.DeleteOptions {
 	if o.propagation != nil {
 		policy = *o.propagation
 	}
-	del := metav1.DeleteOptions{PropagationPolicy: &policy, GracePeriodSeconds: o.gracePeriod}
+	del := metav1.DeleteOptions{PropagationPolicy: &policy, GracePeriodSeconds: o.gracePeriod, Preconditions: o.preconditions}
 	if o.dryRun {
 		del.DryRun = []string{metav1.DryRunAll}
 	}
@@ -262,10 +275,16 @@ type StatusApplyOption interface {
 	statusApplyOption()
 }
 
-// DeleteOption configures [Client.Delete] and [Client.DeleteManifests]: [DryRun], [InNamespace], [PropagationPolicy], [GracePeriodSeconds].
+// DeleteOption configures [Client.Delete]: [DryRun], [InNamespace], [PropagationPolicy], [GracePeriodSeconds], [Preconditions].
 type DeleteOption interface {
 	writeOption
 	deleteOption()
+}
+
+// DeleteManifestsOption configures [Client.DeleteManifests]: [DryRun], [InNamespace], [PropagationPolicy], [GracePeriodSeconds].
+type DeleteManifestsOption interface {
+	writeOption
+	deleteManifestsOption()
 }
 
 // DeleteAllOfOption configures [Client.DeleteAllOf]: [DryRun], [InNamespace], [PropagationPolicy], [GracePeriodSeconds], [LabelSelector], [FieldSelector].
@@ -294,15 +313,16 @@ type DiffOption interface {
 
 // The verbs each option type serves: see the table in the package doc.
 
-func (DryRun) createOption()         {}
-func (DryRun) updateOption()         {}
-func (DryRun) patchOption()          {}
-func (DryRun) applyOption()          {}
-func (DryRun) statusApplyOption()    {}
-func (DryRun) deleteOption()         {}
-func (DryRun) deleteAllOfOption()    {}
-func (DryRun) evictOption()          {}
-func (DryRun) applyManifestsOption() {}
+func (DryRun) createOption()          {}
+func (DryRun) updateOption()          {}
+func (DryRun) patchOption()           {}
+func (DryRun) applyOption()           {}
+func (DryRun) statusApplyOption()     {}
+func (DryRun) deleteOption()          {}
+func (DryRun) deleteManifestsOption() {}
+func (DryRun) deleteAllOfOption()     {}
+func (DryRun) evictOption()           {}
+func (DryRun) applyManifestsOption()  {}
 
 func (FieldManager) createOption()         {}
 func (FieldManager) updateOption()         {}
@@ -328,24 +348,28 @@ func (ForceOwnership) diffOption()           {}
 func (Recreate) applyOption()          {}
 func (Recreate) applyManifestsOption() {}
 
-func (InNamespace) getOption()            {}
-func (InNamespace) createOption()         {}
-func (InNamespace) updateOption()         {}
-func (InNamespace) patchOption()          {}
-func (InNamespace) applyOption()          {}
-func (InNamespace) statusApplyOption()    {}
-func (InNamespace) deleteOption()         {}
-func (InNamespace) deleteAllOfOption()    {}
-func (InNamespace) evictOption()          {}
-func (InNamespace) applyManifestsOption() {}
-func (InNamespace) diffOption()           {}
+func (InNamespace) getOption()             {}
+func (InNamespace) createOption()          {}
+func (InNamespace) updateOption()          {}
+func (InNamespace) patchOption()           {}
+func (InNamespace) applyOption()           {}
+func (InNamespace) statusApplyOption()     {}
+func (InNamespace) deleteOption()          {}
+func (InNamespace) deleteManifestsOption() {}
+func (InNamespace) deleteAllOfOption()     {}
+func (InNamespace) evictOption()           {}
+func (InNamespace) applyManifestsOption()  {}
+func (InNamespace) diffOption()            {}
 
-func (PropagationPolicy) deleteOption()      {}
-func (PropagationPolicy) deleteAllOfOption() {}
+func (PropagationPolicy) deleteOption()          {}
+func (PropagationPolicy) deleteManifestsOption() {}
+func (PropagationPolicy) deleteAllOfOption()     {}
 
-func (GracePeriodSeconds) deleteOption()      {}
-func (GracePeriodSeconds) deleteAllOfOption() {}
-func (GracePeriodSeconds) evictOption()       {}
+func (GracePeriodSeconds) deleteOption()          {}
+func (GracePeriodSeconds) deleteManifestsOption() {}
+func (Preconditions) deleteOption()               {}
+func (GracePeriodSeconds) deleteAllOfOption()     {}
+func (GracePeriodSeconds) evictOption()           {}
 
 func (EstablishTimeout) applyManifestsOption() {}
 

@@ -510,7 +510,10 @@ func (c *controller) sync(ctx context.Context, key cache.ObjectName) (client.Out
 		}
 		mirror := cache.MetaObjectToName(m)
 		stub := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name}} // never hand out the cached object
-		if err := client.IgnoreNotFound(c.c.Delete(ctx, stub)); err != nil {
+		// Only the mirror this cache saw: one re-created meanwhile under
+		// the same name (by a user, say) is a Conflict, and kept.
+		uid := m.UID
+		if err := client.IgnoreNotFound(c.c.Delete(ctx, stub, client.Preconditions{UID: &uid})); err != nil {
 			return "", fmt.Errorf("delete mirror %s: %w", mirror, err)
 		}
 		outcome = client.Deleted

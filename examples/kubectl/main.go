@@ -201,7 +201,7 @@ func manifests(ctx context.Context, verb string, f flags, stdin io.Reader, stdou
 	// Apply and delete take different options; the ones both take go in both.
 	var (
 		applyOpts  []client.ApplyManifestsOption
-		deleteOpts []client.DeleteOption
+		deleteOpts []client.DeleteManifestsOption
 	)
 	switch f.dryRun {
 	case "none", "":

@@ -33,7 +33,8 @@ func main() {
 	_ = c.DeleteAllOf(ctx, cm, client.ForceOwnership(true))                                                                             // want: client.ForceOwnership does not implement client.DeleteAllOfOption
 	_ = c.Evict(ctx, pod, client.FieldManager("x"))                                                                                     // want: client.FieldManager does not implement client.EvictOption
 	_, _ = c.ApplyManifests(ctx, nil, client.PropagationPolicy("Orphan"))                                                               // want: client.PropagationPolicy does not implement client.ApplyManifestsOption
-	_, _ = c.DeleteManifests(ctx, nil, client.ForceOwnership(true))                                                                     // want: client.ForceOwnership does not implement client.DeleteOption
+	_, _ = c.DeleteManifests(ctx, nil, client.ForceOwnership(true))                                                                     // want: client.ForceOwnership does not implement client.DeleteManifestsOption
+	_, _ = c.DeleteManifests(ctx, nil, client.Preconditions{})                                                                          // want: client.Preconditions does not implement client.DeleteManifestsOption
 	_, _ = c.Diff(ctx, nil, client.PropagationPolicy("Orphan"))                                                                         // want: client.PropagationPolicy does not implement client.DiffOption
 	_, _ = c.Diff(ctx, nil, client.DryRun(true))                                                                                        // want: client.DryRun does not implement client.DiffOption
 
