@@ -69,10 +69,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, pflag.ErrHelp) {
+		return // --help: usage was printed, exit 0
+	}
 	if err != nil {
-		if !errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "watch:", err)
-		}
+		fmt.Fprintln(os.Stderr, "watch:", err)
 		os.Exit(1)
 	}
 }
