@@ -109,14 +109,14 @@ func (o *options) validate() error {
 	var errs []error
 	if o.namespace != "" {
 		if msgs := validation.IsDNS1123Label(o.namespace); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("watch: WithNamespace(%q): not a valid namespace name: %s", o.namespace, msgs[0]))
+			errs = append(errs, fmt.Errorf("watch: WithNamespace(%q): not a valid namespace name: %s; use a DNS-1123 label such as \"shop\", or leave the option out for all namespaces", o.namespace, msgs[0]))
 		}
 	}
 	if _, err := labels.Parse(o.labelSelector); err != nil {
-		errs = append(errs, fmt.Errorf("watch: WithLabelSelector(%q): %w", o.labelSelector, err))
+		errs = append(errs, fmt.Errorf("watch: WithLabelSelector(%q): %w; use kubectl -l syntax, e.g. \"app=web,tier!=db\"", o.labelSelector, err))
 	}
 	if _, err := fields.ParseSelector(o.fieldSelector); err != nil {
-		errs = append(errs, fmt.Errorf("watch: WithFieldSelector(%q): %w", o.fieldSelector, err))
+		errs = append(errs, fmt.Errorf("watch: WithFieldSelector(%q): %w; use kubectl --field-selector syntax, e.g. \"metadata.name=web\"", o.fieldSelector, err))
 	}
 	if err := checkBackoff("WithBackoff", o.backoff); err != nil {
 		errs = append(errs, err)
@@ -125,13 +125,13 @@ func (o *options) validate() error {
 		errs = append(errs, err)
 	}
 	if o.healthy <= 0 {
-		errs = append(errs, fmt.Errorf("watch: WithHealthyPeriod(%v): must be positive", o.healthy))
+		errs = append(errs, fmt.Errorf("watch: WithHealthyPeriod(%v): must be positive; e.g. %v (the default)", o.healthy, DefaultHealthyPeriod))
 	}
 	if o.checkpointEvents < 1 || o.checkpointInterval <= 0 {
-		errs = append(errs, fmt.Errorf("watch: WithCheckpointBatch(%d, %v): want at least 1 event and a positive interval", o.checkpointEvents, o.checkpointInterval))
+		errs = append(errs, fmt.Errorf("watch: WithCheckpointBatch(%d, %v): want at least 1 event and a positive interval; e.g. WithCheckpointBatch(%d, %v), the default", o.checkpointEvents, o.checkpointInterval, DefaultCheckpointEvents, DefaultCheckpointInterval))
 	}
 	if o.pageSize < 1 {
-		errs = append(errs, fmt.Errorf("watch: WithPageSize(%d): must be at least 1", o.pageSize))
+		errs = append(errs, fmt.Errorf("watch: WithPageSize(%d): must be at least 1; e.g. %d (the default, kubectl's --chunk-size)", o.pageSize, DefaultPageSize))
 	}
 	if o.checkpoint == nil {
 		errs = append(errs, errors.New("watch: WithCheckpoint(nil): the checkpoint is nil; pass one, e.g. from NewFileCheckpoint(path), or leave the option out for an in-memory one"))
@@ -154,7 +154,7 @@ func nilable(k reflect.Kind) bool {
 
 func checkBackoff(name string, b wait.Backoff) error {
 	if b.Duration <= 0 || b.Factor < 1 || b.Jitter < 0 || b.Cap < 0 {
-		return fmt.Errorf("watch: %s(%+v): want Duration > 0, Factor >= 1, Jitter >= 0 and Cap >= 0", name, b)
+		return fmt.Errorf("watch: %s(%+v): want Duration > 0, Factor >= 1, Jitter >= 0 and Cap >= 0; start from DefaultBackoff()", name, b)
 	}
 	return nil
 }
