@@ -232,9 +232,12 @@ func TestResumeAfterAbruptStop(t *testing.T) {
 	ctx := t.Context()
 	cms := k.CoreV1().ConfigMaps(ns)
 	path := filepath.Join(t.TempDir(), "cp.json")
-	const batch = 10
+	// The interval is long against the 5 unsaved events at the end (they
+	// must stay unsaved) and short enough to start the second batch's save
+	// if the first was still running when its 10th event came.
+	const batch, interval = 10, 2 * time.Second
 	newWatcher := func(cp watch.Checkpoint) *watch.Watcher[*corev1.ConfigMap] {
-		w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithCheckpointBatch(batch, time.Hour))
+		w, err := watch.New[*corev1.ConfigMap](t.Context(), c, watch.WithNamespace(ns), watch.WithCheckpoint(cp), watch.WithCheckpointBatch(batch, interval))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,11 +247,17 @@ func TestResumeAfterAbruptStop(t *testing.T) {
 	crash := &crashingCheckpoint{FileCheckpoint: fc}
 	rec := newRecorder()
 	stop := start(t, newWatcher(crash), rec.handle)
-	for i := range 25 { // 2 saved batches + 5 unsaved events
-		if _, err := cms.Create(ctx, cm(ns, fmt.Sprintf("first-%d", i), nil), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
+	create := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := cms.Create(ctx, cm(ns, fmt.Sprintf("first-%d", i), nil), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	create(0, 20) // 2 batches, saved as changes (after the full save of the first list)
+	waitFor(t, "20 events", func() bool { return rec.count() >= 20 })
+	waitFor(t, "both batches saved", func() bool { return crash.changes.Load() >= 2 })
+	create(20, 25) // 5 unsaved events
 	waitFor(t, "25 events", func() bool { return rec.count() >= 25 })
 	crash.crashed.Store(true)
 	if crash.changes.Load() == 0 {

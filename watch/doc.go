@@ -56,8 +56,9 @@
 // The position is saved only after the handler returned nil for an event
 // (at-least-once delivery), in batches ([WithCheckpointBatch]: every 1,000
 // events or 1s by default), on every bookmark and always when Run returns. After a
-// crash at most the last unsaved batch is delivered again; after a clean
-// stop, nothing is. Saves run in the background, one at a time, and so
+// crash the events not saved yet are delivered again: the last batch, or
+// more when events came faster than saves (a save that is running holds
+// the next batch back until it is done); after a clean stop, nothing is. Saves run in the background, one at a time, and so
 // does the bookkeeping of the known objects, so delivery does not wait for
 // them (unless 65,536 handled events pile up behind one slow save). A full
 // save writes the whole known set (about 100 bytes per object, roughly 1 MB
