@@ -85,11 +85,13 @@
 //
 // Run the watch inside leader.Run (package leader) with one
 // [ConfigMapCheckpoint] for all replicas: only the leader watches, and a
-// new leader resumes from the position the last one saved, replaying at
-// most its last unsaved batch. Give each replica its own writer identity
-// ([WithWriterIdentity], e.g. the leader election identity). Leader
-// election alone does not stop a leader that was paused past its Lease
-// from writing once it wakes up; the checkpoint's fence does: its save
+// new leader resumes from the position the last one saved, replaying what
+// the last one had not saved (its last batch, see above). Give each
+// replica its own writer identity ([WithWriterIdentity], e.g. the leader
+// election identity). Leader
+// election alone cannot stop a leader that was paused past its Lease from
+// writing in the instant it wakes up (leader.Run cancels fn then); the
+// checkpoint's fence makes sure such a write is refused: its save
 // conflicts ([ErrCheckpointConflict]) and Run stops without overwriting
 // the new leader's position. examples/watch (--leader-elect,
 // --checkpoint-configmap) is the complete program, and also stops a woken
