@@ -207,7 +207,7 @@ func (c *Client) Create(ctx context.Context, obj Object, opts ...CreateOption) e
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, "create", "POST", obj, &o, false)
+	return c.write(ctx, "create", "POST", "", obj, &o, false)
 }
 
 // Update replaces obj on the server and fills it with the server's answer. A
@@ -218,10 +218,12 @@ func (c *Client) Update(ctx context.Context, obj Object, opts ...UpdateOption) e
 	if err != nil {
 		return err
 	}
-	return c.write(ctx, "update", "PUT", obj, &o, true)
+	return c.write(ctx, "update", "PUT", "", obj, &o, true)
 }
 
-func (c *Client) write(ctx context.Context, verb, method string, obj Object, o *writeOptions, withName bool) error {
+// write sends obj (to its subresource sub, if not "") and fills obj with
+// the answer.
+func (c *Client) write(ctx context.Context, verb, method, sub string, obj Object, o *writeOptions, withName bool) error {
 	t, err := c.locate(ctx, obj, o, true)
 	if err != nil {
 		return err
@@ -230,7 +232,7 @@ func (c *Client) write(ctx context.Context, verb, method string, obj Object, o *
 	if err != nil {
 		return err
 	}
-	r := o.params(c.request(method, t, withName), false).SetHeader("Content-Type", "application/json").Body(data)
+	r := o.params(c.request(method, t, withName).SubResource(subresources(sub)...), false).SetHeader("Content-Type", "application/json").Body(data)
 	body, _, err := do(ctx, r, verb, t)
 	if err != nil {
 		return err
@@ -265,18 +267,33 @@ func (c *Client) Patch(ctx context.Context, obj Object, p Patch, opts ...PatchOp
 	if err != nil {
 		return err
 	}
-	if err := checkPatch("Patch", p); err != nil {
+	return c.patch(ctx, "Patch", "patch", "", obj, p, &o)
+}
+
+// patch sends p to obj (or its subresource sub) and fills obj with the
+// result.
+func (c *Client) patch(ctx context.Context, fn, what, sub string, obj Object, p Patch, o *writeOptions) error {
+	if err := checkPatch(fn, p); err != nil {
 		return err
 	}
-	t, err := c.locate(ctx, obj, &o, true)
+	t, err := c.locate(ctx, obj, o, true)
 	if err != nil {
 		return err
 	}
-	body, _, err := do(ctx, o.params(c.request("PATCH", t, true), false).SetHeader("Content-Type", string(p.Type)).Body(p.Data), "patch", t)
+	r := o.params(c.request("PATCH", t, true).SubResource(subresources(sub)...), false).SetHeader("Content-Type", string(p.Type)).Body(p.Data)
+	body, _, err := do(ctx, r, what, t)
 	if err != nil {
 		return err
 	}
 	return decodeInto(obj, body)
+}
+
+// subresources is sub as rest.Request.SubResource takes it: none for "".
+func subresources(sub string) []string {
+	if sub == "" {
+		return nil
+	}
+	return []string{sub}
 }
 
 // Delete deletes the object named by obj's metadata (a namespaced object

@@ -36,20 +36,7 @@ func (w *StatusWriter) Update(ctx context.Context, obj Object, opts ...UpdateOpt
 	if err != nil {
 		return err
 	}
-	t, err := w.c.locate(ctx, obj, &o, true)
-	if err != nil {
-		return err
-	}
-	data, err := encode(obj, t.gvk, false)
-	if err != nil {
-		return err
-	}
-	r := o.params(w.c.request("PUT", t, true).SubResource("status"), false).SetHeader("Content-Type", "application/json").Body(data)
-	body, _, err := do(ctx, r, "update status", t)
-	if err != nil {
-		return err
-	}
-	return decodeInto(obj, body)
+	return w.c.write(ctx, "update status", "PUT", "status", obj, &o, true)
 }
 
 // Patch patches obj's status with p (PATCH .../status) and fills obj with
@@ -60,19 +47,7 @@ func (w *StatusWriter) Patch(ctx context.Context, obj Object, p Patch, opts ...P
 	if err != nil {
 		return err
 	}
-	if err := checkPatch("Status().Patch", p); err != nil {
-		return err
-	}
-	t, err := w.c.locate(ctx, obj, &o, true)
-	if err != nil {
-		return err
-	}
-	r := o.params(w.c.request("PATCH", t, true).SubResource("status"), false).SetHeader("Content-Type", string(p.Type)).Body(p.Data)
-	body, _, err := do(ctx, r, "patch status", t)
-	if err != nil {
-		return err
-	}
-	return decodeInto(obj, body)
+	return w.c.patch(ctx, "Status().Patch", "patch status", "status", obj, p, &o)
 }
 
 // Apply applies obj's status server-side (PATCH .../status with an apply
