@@ -235,11 +235,15 @@ func (s *saver) saveIfDue(ctx context.Context, now bool) error {
 	if s.unsaved == 0 || s.rv == "" {
 		return nil
 	}
-	if d := time.Until(s.retryAt); s.attempts > 0 && (d <= 0 || full) { // a retry is due, or delivery waits for it
+	if s.attempts > 0 { // after a failure: a retry is due, or delivery waits for it
+		d := time.Until(s.retryAt)
+		if d > 0 && !full {
+			return nil
+		}
 		if d > 0 && !sleep(ctx, d) {
 			return nil
 		}
-	} else if s.attempts > 0 || !now && !full && s.unsaved < s.batch && time.Since(s.firstNew) < s.interval {
+	} else if !now && !full && s.unsaved < s.batch && time.Since(s.firstNew) < s.interval {
 		return nil
 	}
 	s.jobs <- s.job()
