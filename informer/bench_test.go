@@ -119,14 +119,18 @@ type noWatchList struct{ *cache.ListWatch }
 
 func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
 
-// listWatchAdapter serves a fixed PodList, decoded from JSON on every List
-// as a response body would be, and a watch that never sends anything.
-func listWatchAdapter(body []byte) cache.ListerWatcher {
+// listWatchAdapter serves a fixed list of type L (a PodList, a
+// PartialObjectMetadataList...), decoded from JSON on every List as a
+// response body would be, and a watch that never sends anything.
+func listWatchAdapter[L any, PL interface {
+	*L
+	kruntime.Object
+}](body []byte) cache.ListerWatcher {
 	return noWatchList{&cache.ListWatch{
 		ListWithContextFunc: func(context.Context, metav1.ListOptions) (kruntime.Object, error) {
-			var pl corev1.PodList
-			err := json.Unmarshal(body, &pl)
-			return &pl, err
+			l := PL(new(L))
+			err := json.Unmarshal(body, l)
+			return l, err
 		},
 		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
 	}}
@@ -170,12 +174,18 @@ func BenchmarkManagedFieldsMemory(b *testing.B) {
 	b.ReportMetric(float64(len(tmpl.ManagedFields)), "managers")
 }
 
-// heapPerObject syncs an informer over body and returns the live heap it
-// added, per object.
+// heapPerObject syncs a Pod informer over body (a PodList) and returns the
+// live heap it added, per object.
 func heapPerObject(b *testing.B, body []byte, n int, transform cache.TransformFunc) float64 {
+	return heapPer(b, listWatchAdapter[corev1.PodList](body), &corev1.Pod{}, n, transform)
+}
+
+// heapPer syncs an informer of example's type over lw and returns the live
+// heap it added, per object.
+func heapPer(b *testing.B, lw cache.ListerWatcher, example kruntime.Object, n int, transform cache.TransformFunc) float64 {
 	b.Helper()
 	before := liveHeap()
-	sii := cache.NewSharedIndexInformer(listWatchAdapter(body), &corev1.Pod{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	sii := cache.NewSharedIndexInformer(lw, example, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	if transform != nil {
 		if err := sii.SetTransform(transform); err != nil {
 			b.Fatal(err)

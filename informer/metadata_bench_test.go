@@ -1,18 +1,13 @@
 package informer_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"runtime"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubekit/kubekit/informer"
@@ -63,33 +58,8 @@ func BenchmarkMetadataMemory(b *testing.B) {
 	b.ReportMetric(metaKept/full, "ratio-both-kept")
 }
 
-// heapPerMetadata is heapPerObject for a metadata-only informer.
+// heapPerMetadata is heapPerObject for a metadata-only informer over body
+// (a PartialObjectMetadataList).
 func heapPerMetadata(b *testing.B, body []byte, n int, transform cache.TransformFunc) float64 {
-	b.Helper()
-	lw := noWatchList{&cache.ListWatch{
-		ListWithContextFunc: func(context.Context, metav1.ListOptions) (kruntime.Object, error) {
-			var l metav1.PartialObjectMetadataList
-			err := json.Unmarshal(body, &l)
-			return &l, err
-		},
-		WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
-	}}
-	before := liveHeap()
-	sii := cache.NewSharedIndexInformer(lw, &metav1.PartialObjectMetadata{}, 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	if transform != nil {
-		if err := sii.SetTransform(transform); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(b.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() { sii.RunWithContext(ctx) })
-	if !cache.WaitForCacheSync(ctx.Done(), sii.HasSynced) || len(sii.GetIndexer().ListKeys()) != n {
-		b.Fatalf("not synced: %d objects", len(sii.GetIndexer().ListKeys()))
-	}
-	after := liveHeap()
-	runtime.KeepAlive(sii)
-	cancel()
-	wg.Wait()
-	return float64(after-before) / float64(n)
+	return heapPer(b, listWatchAdapter[metav1.PartialObjectMetadataList](body), &metav1.PartialObjectMetadata{}, n, transform)
 }
