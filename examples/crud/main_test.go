@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -26,11 +25,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	if os.Getenv("CRUD_TEST_MAIN") == "1" { // the test binary as the program, for exit codes
-		os.Args = append([]string{"crud"}, strings.Fields(os.Getenv("CRUD_TEST_ARGS"))...)
-		main()
-		os.Exit(0)
-	}
+	exampletest.RunAsMain("CRUD_TEST_MAIN", "crud", main) // the test binary as the program, for exit codes
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
 }
 
@@ -256,10 +251,6 @@ func TestHelp(t *testing.T) {
 // TestExitCodes runs main itself: --help exits 0, a failing step exits 1
 // with "crud: <step>: <error>" on stderr.
 func TestExitCodes(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range []struct {
 		args, stderr string
 		code         int
@@ -267,20 +258,9 @@ func TestExitCodes(t *testing.T) {
 		{"--help", "Usage: crud [flags]", 0},
 		{"--kubeconfig " + env.KubeconfigPath() + " -n default", "crud: Namespace.Create default: ", 1},
 	} {
-		cmd := exec.CommandContext(t.Context(), exe)
-		cmd.Env = append(os.Environ(), "CRUD_TEST_MAIN=1", "CRUD_TEST_ARGS="+tt.args)
-		var errOut bytes.Buffer
-		cmd.Stderr = &errOut
-		err := cmd.Run()
-		code := 0
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			code = exit.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tt.code || !strings.HasPrefix(errOut.String(), tt.stderr) {
-			t.Errorf("crud %s: exit %d, stderr %q; want exit %d and stderr starting %q", tt.args, code, errOut.String(), tt.code, tt.stderr)
+		code, stderr := exampletest.ExitCode(t, "CRUD_TEST_MAIN", tt.args)
+		if code != tt.code || !strings.HasPrefix(stderr, tt.stderr) {
+			t.Errorf("crud %s: exit %d, stderr %q; want exit %d and stderr starting %q", tt.args, code, stderr, tt.code, tt.stderr)
 		}
 	}
 }

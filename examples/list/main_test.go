@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -30,11 +29,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	if os.Getenv("LIST_TEST_MAIN") == "1" { // the test binary as the program, for exit codes
-		os.Args = append([]string{"list"}, strings.Fields(os.Getenv("LIST_TEST_ARGS"))...)
-		main()
-		os.Exit(0)
-	}
+	exampletest.RunAsMain("LIST_TEST_MAIN", "list", main) // the test binary as the program, for exit codes
 	os.Exit(testenv.RunMain(m, func(e *testenv.Env) { env = e }))
 }
 
@@ -305,10 +300,6 @@ func TestHelp(t *testing.T) {
 // TestExitCodes runs main itself: --help exits 0, an error exits 1 with
 // "list: <error>" on stderr.
 func TestExitCodes(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range []struct {
 		args, stderr string
 		code         int
@@ -316,20 +307,9 @@ func TestExitCodes(t *testing.T) {
 		{"--help", "Usage: list [flags]", 0},
 		{"--kubeconfig " + env.KubeconfigPath() + " --resource nopes", "list: --resource=nopes: not served", 1},
 	} {
-		cmd := exec.CommandContext(t.Context(), exe)
-		cmd.Env = append(os.Environ(), "LIST_TEST_MAIN=1", "LIST_TEST_ARGS="+tt.args)
-		var errOut bytes.Buffer
-		cmd.Stderr = &errOut
-		err := cmd.Run()
-		code := 0
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			code = exit.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tt.code || !strings.HasPrefix(errOut.String(), tt.stderr) {
-			t.Errorf("list %s: exit %d, stderr %q; want exit %d and stderr starting %q", tt.args, code, errOut.String(), tt.code, tt.stderr)
+		code, stderr := exampletest.ExitCode(t, "LIST_TEST_MAIN", tt.args)
+		if code != tt.code || !strings.HasPrefix(stderr, tt.stderr) {
+			t.Errorf("list %s: exit %d, stderr %q; want exit %d and stderr starting %q", tt.args, code, stderr, tt.code, tt.stderr)
 		}
 	}
 }

@@ -3,8 +3,11 @@ package exampletest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -90,4 +93,41 @@ func WaitLines(t *testing.T, out *Output, want func([]string) bool) []string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// ExitCode runs the test binary again as the program: with envVar=1 and
+// envVar_ARGS=args in its environment, the package's TestMain calls main
+// (see RunAsMain). It returns the exit code and what the program wrote to
+// stderr.
+func ExitCode(t *testing.T, envVar, args string) (int, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), exe)
+	cmd.Env = append(os.Environ(), envVar+"=1", envVar+"_ARGS="+args)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.ExitCode(), errOut.String()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, errOut.String()
+}
+
+// RunAsMain is the TestMain side of ExitCode: when envVar is set, it runs
+// main with the arguments from envVar_ARGS as the program prog and exits 0
+// (main itself exits non-zero on an error); otherwise it returns.
+func RunAsMain(envVar, prog string, main func()) {
+	if os.Getenv(envVar) != "1" {
+		return
+	}
+	os.Args = append([]string{prog}, strings.Fields(os.Getenv(envVar+"_ARGS"))...)
+	main()
+	os.Exit(0)
 }
