@@ -29,10 +29,11 @@
 //     informer-and-queue example.
 //
 // Leader election is not fencing: between the moment a leader stops renewing
-// and the moment fn notices its cancelled context, fn may still write. Writes
-// that must never come from two replicas need their own fence (optimistic
-// concurrency on a resourceVersion, as the watch package's ConfigMap
-// checkpoint does).
+// and the moment fn notices its cancelled context, fn may still write.
+// [Leading] narrows that to nothing for actions fn checks it before (it
+// asks the clock, not the API server). Writes that must never come from two
+// replicas still need their own fence (optimistic concurrency on a
+// resourceVersion, as the watch package's ConfigMap checkpoint does).
 //
 // RBAC: the client needs get, create and update on leases.coordination.k8s.io
 // in the Lease's namespace. A Forbidden answer ends Run at once with

@@ -190,7 +190,7 @@ func (r *run) lead(leadCtx context.Context) {
 	stopping := r.stopping
 	r.mu.Unlock()
 	r.log.Info("started leading")
-	fnCtx, cancel := context.WithCancel(leadCtx)
+	fnCtx, cancel := context.WithCancel(context.WithValue(leadCtx, leadingKey{}, r))
 	r.mu.Lock()
 	r.cancelFn = cancel
 	r.mu.Unlock()
@@ -241,6 +241,30 @@ func (r *run) watchdog(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// leadingKey keys the run in fn's context, for [Leading].
+type leadingKey struct{}
+
+// Leading reports, without a request, whether the Lease is still this
+// process's: ctx is fn's context (or one derived from it, cancelled or not)
+// and the last successful renewal was sent less than the renew deadline
+// ago, and no read of the Lease named another holder. Another candidate may
+// take the Lease only a lease duration after that renewal, so an action
+// done while Leading is true comes from one replica only, even right after
+// this process woke from a pause that its context has not caught up with
+// yet. Call it right before such an action (printing, sending); writes that
+// can be fenced by a resourceVersion should still be. Outside fn it is
+// false.
+func Leading(ctx context.Context) bool {
+	r, ok := ctx.Value(leadingKey{}).(*run)
+	if !ok {
+		return false
+	}
+	r.mu.Lock()
+	lost := r.lost != ""
+	r.mu.Unlock()
+	return !lost && r.lock.sinceRenewed() < r.renewDeadline
 }
 
 // lose stops fn because the Lease is lost (another holder was read, or the

@@ -398,3 +398,42 @@ func TestStalledRenewalStopsFn(t *testing.T) {
 		t.Fatalf("Run = %v, want ErrLeadershipLost saying it was not renewed", err)
 	}
 }
+
+// TestLeading: true in fn while the Lease is held, false once another
+// holder was read, and false outside fn.
+func TestLeading(t *testing.T) {
+	c := newClient(t, "")
+	verifyNoLeaks(t, c)
+	if leader.Leading(t.Context()) {
+		t.Fatal("Leading outside fn = true")
+	}
+	leading := make(chan bool, 2)
+	done := make(chan error, 1)
+	go func() {
+		done <- leader.Run(t.Context(), c, "default", "leading", func(ctx context.Context) error {
+			leading <- leader.Leading(ctx)
+			<-ctx.Done()
+			leading <- leader.Leading(ctx)
+			return nil
+		}, fast("replica-a")...)
+	}()
+	if !waitFor(t, leading, 20*time.Second, "fn to start") {
+		t.Fatal("Leading in fn right after acquiring = false")
+	}
+	leases := c.Kubernetes().CoordinationV1().Leases("default")
+	for {
+		l := getLease(t, c, "leading")
+		l.Spec.HolderIdentity = ptr.To("thief")
+		l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+		l.Spec.LeaseDurationSeconds = ptr.To[int32](60)
+		if _, err := leases.Update(t.Context(), l, metav1.UpdateOptions{}); err == nil {
+			break
+		}
+	}
+	if waitFor(t, leading, 20*time.Second, "fn to be stopped") {
+		t.Fatal("Leading after another holder took the Lease = true")
+	}
+	if err := waitFor(t, done, 20*time.Second, "Run to return"); !errors.Is(err, leader.ErrLeadershipLost) {
+		t.Fatalf("Run = %v, want ErrLeadershipLost", err)
+	}
+}

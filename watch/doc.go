@@ -94,8 +94,9 @@
 // checkpoint's fence makes sure such a write is refused: its save
 // conflicts ([ErrCheckpointConflict]) and Run stops without overwriting
 // the new leader's position. examples/watch (--leader-elect,
-// --checkpoint-configmap) is the complete program, and also stops a woken
-// leader from printing before its elector notices the lost Lease.
+// --checkpoint-configmap) is the complete program; it checks
+// leader.Leading before each print and save, so a woken leader prints
+// nothing once its Lease may be another replica's.
 //
 // # Lifecycle
 //

@@ -46,12 +46,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -164,12 +161,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--checkpoint-configmap: %w", err)
 		}
 	}
-	var held *leaseClock
-	if f.leaderElect != "" {
-		held = &leaseClock{deadline: f.renew}
-		if cp != nil {
-			cp = held.guard(cp)
-		}
+	if f.leaderElect != "" && cp != nil {
+		cp = guard(cp)
 	}
 	opts := []watch.Option{watch.WithNamespace(f.namespace), watch.WithLabelSelector(f.selector)}
 	if cp != nil {
@@ -180,21 +173,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if held == nil {
-		return watchAndPrint(ctx, w, stdout, nil)
+	if f.leaderElect == "" {
+		return watchAndPrint(ctx, w, stdout, false)
 	}
-	return lead(ctx, c, f, w, held, stdout, stderr)
+	return lead(ctx, c, f, w, stdout, stderr)
 }
 
-// watchAndPrint runs the watch until ctx is done. held, if set, says
-// whether this replica still holds the Lease: nothing is printed (nor
-// saved, see leaseClock.guard) once it may not.
-func watchAndPrint(ctx context.Context, w *watch.Watcher[*unstructured.Unstructured], stdout io.Writer, held *leaseClock) error {
+// watchAndPrint runs the watch until ctx is done. With elected, it runs
+// inside leader.Run: nothing is printed (nor saved, see guard) once
+// leader.Leading says the Lease may be another replica's.
+func watchAndPrint(ctx context.Context, w *watch.Watcher[*unstructured.Unstructured], stdout io.Writer, elected bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Run returns nil on SIGINT/SIGTERM (ctx cancelled), after saving the checkpoint.
 	err := w.Run(ctx, func(ctx context.Context, e watch.Event[*unstructured.Unstructured]) error {
-		if held != nil && !held.valid() {
+		if elected && !leader.Leading(ctx) {
 			cancel() // the Lease may be another replica's by now: stop, print nothing
 			return errNotRenewed
 		}
@@ -208,38 +201,19 @@ func watchAndPrint(ctx context.Context, w *watch.Watcher[*unstructured.Unstructu
 		_, err := fmt.Fprintln(stdout, line)
 		return err
 	})
-	if held != nil && held.lost.Load() {
+	if elected && !leader.Leading(ctx) {
 		return errors.Join(errNotRenewed, err)
 	}
 	return err
 }
 
 // lead campaigns for the Lease and watches while this replica leads.
-func lead(ctx context.Context, c *client.Client, f *flags, w *watch.Watcher[*unstructured.Unstructured], held *leaseClock, stdout, stderr io.Writer) error {
+func lead(ctx context.Context, c *client.Client, f *flags, w *watch.Watcher[*unstructured.Unstructured], stdout, stderr io.Writer) error {
 	ns, name, _ := splitName(f.leaderElect)
-	// The elector's own client, whose Lease writes the clock observes.
-	cfg := c.Config()
-	cfg.Wrap(held.wrap)
-	lc, err := client.New(client.WithRESTConfig(cfg))
-	if err != nil {
-		return err
-	}
-	defer lc.Close()
-	err = leader.Run(ctx, lc, ns, name, func(ctx context.Context) error {
+	err := leader.Run(ctx, c, ns, name, func(ctx context.Context) error {
 		fmt.Fprintln(stderr, "leading as "+f.id)
 		defer fmt.Fprintln(stderr, "stopped leading")
-		err := watchAndPrint(ctx, w, stdout, held)
-		if held.lost.Load() {
-			// Return only once the elector saw the Lease lost too (within
-			// the renew deadline), or still holds it after a lease duration:
-			// an fn that returns early is a stop on purpose, and releasing
-			// a Lease that another replica took over would clobber it.
-			select {
-			case <-ctx.Done():
-			case <-time.After(f.lease):
-			}
-		}
-		return err
+		return watchAndPrint(ctx, w, stdout, true)
 	}, leader.WithIdentity(f.id), leader.WithLeaseDuration(f.lease), leader.WithRenewDeadline(f.renew), leader.WithRetryPeriod(f.retry))
 	if errors.Is(err, leader.ErrLeadershipLost) || errors.Is(err, errNotRenewed) {
 		return fmt.Errorf("lost the leadership of Lease %s as %s; exiting so that a supervisor restarts this replica as a follower: %w", f.leaderElect, f.id, err)
@@ -249,72 +223,21 @@ func lead(ctx context.Context, c *client.Client, f *flags, w *watch.Watcher[*uns
 
 var errNotRenewed = errors.New("the Lease was not renewed within the renew deadline (this process was paused or cut off from the API server), so another replica may lead now")
 
-// leaseClock tells whether this replica still holds the Lease, from the
-// clock alone: until the renew deadline after the last successful write
-// of the Lease was sent. Another candidate takes the Lease only a lease
-// duration (longer) after it saw that write. client-go's elector notices a
-// lost Lease only when its next renewal fails, up to a renew deadline
-// after a process paused past the Lease (SIGSTOP, a long GC) wakes up;
-// this clock knows at once, so the woken replica prints and saves nothing.
-type leaseClock struct {
-	deadline time.Duration
-	mu       sync.Mutex
-	renewed  time.Time // monotonic: a paused process sees the pause
-	lost     atomic.Bool
-}
-
-func (l *leaseClock) valid() bool {
-	l.mu.Lock()
-	ok := !l.renewed.IsZero() && time.Since(l.renewed) < l.deadline
-	l.mu.Unlock()
-	if !ok {
-		l.lost.Store(true)
-	}
-	return ok
-}
-
-// wrap observes the elector's successful Lease writes (create, update).
-func (l *leaseClock) wrap(rt http.RoundTripper) http.RoundTripper {
-	return &leaseObserver{rt: rt, clock: l}
-}
-
-type leaseObserver struct {
-	rt    http.RoundTripper
-	clock *leaseClock
-}
-
-func (o *leaseObserver) RoundTrip(req *http.Request) (*http.Response, error) {
-	sent := time.Now()
-	resp, err := o.rt.RoundTrip(req)
-	if err == nil && resp.StatusCode/100 == 2 && (req.Method == http.MethodPut || req.Method == http.MethodPost) {
-		o.clock.mu.Lock()
-		o.clock.renewed = sent
-		o.clock.mu.Unlock()
-	}
-	return resp, err
-}
-
-// WrappedRoundTripper lets client-go reach the transport beneath (to close
-// idle connections).
-func (o *leaseObserver) WrappedRoundTripper() http.RoundTripper { return o.rt }
-
-// guard returns cp with saves refused once the Lease may be lost; the
-// ConfigMap checkpoint's own fence stops the rest.
-func (l *leaseClock) guard(cp watch.Checkpoint) watch.Checkpoint {
-	g := guarded{Checkpoint: cp, clock: l}
+// guard returns cp with saves refused once leader.Leading says the Lease
+// may be lost (the saves run with the watch's context, fn's); the ConfigMap
+// checkpoint's own fence stops the rest.
+func guard(cp watch.Checkpoint) watch.Checkpoint {
+	g := guarded{Checkpoint: cp}
 	if d, ok := cp.(watch.DeltaCheckpoint); ok {
 		return guardedDelta{g, d}
 	}
 	return g
 }
 
-type guarded struct {
-	watch.Checkpoint
-	clock *leaseClock
-}
+type guarded struct{ watch.Checkpoint }
 
 func (g guarded) Save(ctx context.Context, s *watch.State) error {
-	if !g.clock.valid() {
+	if !leader.Leading(ctx) {
 		return errNotRenewed
 	}
 	return g.Checkpoint.Save(ctx, s)
@@ -328,7 +251,7 @@ type guardedDelta struct {
 }
 
 func (g guardedDelta) SaveChanges(ctx context.Context, c *watch.Changes) error {
-	if !g.clock.valid() {
+	if !leader.Leading(ctx) {
 		return errNotRenewed
 	}
 	return g.d.SaveChanges(ctx, c)
