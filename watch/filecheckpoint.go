@@ -23,8 +23,11 @@ import (
 type FileCheckpoint struct {
 	path string
 	mu   sync.Mutex
-	// Set by Save: the log may be appended to.
-	logOK             bool
+	// logOK: the log may be appended to (set by Save, and by a Load of a
+	// whole log). filesOK: the files hold what the last Load returned or
+	// the last save wrote, so SaveChanges may fold the log and the changes
+	// into a new full state (after a Load of a torn or foreign log).
+	logOK, filesOK    bool
 	baseSize, logSize int
 }
 
@@ -75,33 +78,48 @@ func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.logOK = false // the next save is a full one: it also drops a torn log tail
-	return f.load()
+	f.logOK, f.filesOK = false, false
+	s, base, whole, err := f.load()
+	if err != nil || s == nil {
+		return s, err
+	}
+	// A whole log is appended to; a torn one (or none, or another file's)
+	// is folded into a new full state by the first SaveChanges, which so
+	// drops the torn tail.
+	f.filesOK = true
+	f.logOK, f.baseSize, f.logSize = whole > 0, base, whole
+	return s, nil
 }
 
-func (f *FileCheckpoint) load() (*State, error) {
+// load reads the state, and returns with it the size of the full state's
+// file and the length of the log that may be appended to (0: none).
+func (f *FileCheckpoint) load() (s *State, base, whole int, err error) {
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, 0, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint file %s: %w", ErrBadCheckpoint, f.path, err)
+		return nil, 0, 0, fmt.Errorf("%w: checkpoint file %s: %w", ErrBadCheckpoint, f.path, err)
 	}
-	s, err := DecodeState(b)
+	s, err = DecodeState(b)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint file %s: %w; delete it to start with a fresh list", f.path, err)
+		return nil, 0, 0, fmt.Errorf("checkpoint file %s: %w; delete it to start with a fresh list", f.path, err)
 	}
 	lb, err := os.ReadFile(f.logPath())
 	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
+		return s, len(b), 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint log %s: %w", ErrBadCheckpoint, f.logPath(), err)
+		return nil, 0, 0, fmt.Errorf("%w: checkpoint log %s: %w", ErrBadCheckpoint, f.logPath(), err)
 	}
-	if err := applyLog(s, baseID(b), lb); err != nil {
-		return nil, fmt.Errorf("checkpoint log %s: %w; delete it and %s to start with a fresh list", f.logPath(), err, f.path)
+	whole, err = applyLog(s, baseID(b), lb)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("checkpoint log %s: %w; delete it and %s to start with a fresh list", f.logPath(), err, f.path)
 	}
-	return s, nil
+	if whole < len(lb) {
+		whole = 0 // a torn tail: fold it away rather than append after it
+	}
+	return s, len(b), whole, nil
 }
 
 // Save writes s as the full state and starts a new, empty log.
@@ -118,7 +136,7 @@ func (f *FileCheckpoint) Save(ctx context.Context, s *State) error {
 }
 
 func (f *FileCheckpoint) save(s *State) error {
-	f.logOK = false
+	f.logOK, f.filesOK = false, false
 	b, err := EncodeState(s)
 	if err != nil {
 		return err
@@ -157,7 +175,7 @@ func (f *FileCheckpoint) save(s *State) error {
 	if err = d.Sync(); err != nil {
 		return fmt.Errorf("watch: save checkpoint %s: fsync directory: %w", f.path, err)
 	}
-	f.logOK, f.baseSize, f.logSize = true, len(b), len(header)
+	f.logOK, f.filesOK, f.baseSize, f.logSize = true, true, len(b), len(header)
 	return nil
 }
 
@@ -186,10 +204,12 @@ func writeTemp(dir, path string, b []byte) (name string, err error) {
 	return tmp.Name(), nil
 }
 
-// SaveChanges appends c to the log and fsyncs it; when the log has grown
-// past the full state (and 1 MiB), it writes the full state with c applied
-// and starts a new log instead. It needs a Save by this FileCheckpoint
-// first (not a Load: a torn log tail must be dropped first).
+// SaveChanges appends c to the log and fsyncs it. When the log has grown
+// past the full state (and 1 MiB), or Load found it torn (or none that
+// belongs to the full state), it writes the full state with c applied and
+// starts a new log instead. It needs a successful Load that returned a
+// state, Save or SaveChanges of this FileCheckpoint first; after a failed
+// one, a Save.
 func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -199,10 +219,10 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.logOK {
-		return fmt.Errorf("watch: checkpoint %s: SaveChanges needs a full Save first", f.path)
+	if !f.filesOK {
+		return fmt.Errorf("watch: checkpoint %s: SaveChanges needs a state loaded or saved first (after a failed save: a full Save)", f.path)
 	}
-	if f.logSize > max(f.baseSize, minCompact) {
+	if !f.logOK || f.logSize > max(f.baseSize, minCompact) {
 		return f.compact(c)
 	}
 	body, err := json.Marshal(newLogRecord(c))
@@ -212,14 +232,14 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	line := appendLine(nil, body)
 	lf, err := os.OpenFile(f.logPath(), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
-		f.logOK = false
+		f.logOK, f.filesOK = false, false
 		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
 	}
 	_, werr := lf.Write(line)
 	serr := lf.Sync()
 	cerr := lf.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		f.logOK = false // a torn line may follow: the next save must be a full one
+		f.logOK, f.filesOK = false, false // a torn line may follow: the next save must be a full one
 		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
 	}
 	f.logSize += len(line)
@@ -227,16 +247,17 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 }
 
 // compact folds the log and c into a new full state. It reads the files
-// back: compaction is rare (once per log the size of the full state), and
+// back: compaction is rare (once per log the size of the full state, or
+// after a Load of a torn log), and
 // keeping a copy of the state in memory would double the Watcher's.
 func (f *FileCheckpoint) compact(c *Changes) error {
-	s, err := f.load()
+	s, _, _, err := f.load()
 	if err != nil {
-		f.logOK = false
+		f.logOK, f.filesOK = false, false
 		return fmt.Errorf("watch: checkpoint %s: compact the log: %w", f.path, err)
 	}
 	if s == nil {
-		f.logOK = false
+		f.logOK, f.filesOK = false, false
 		return fmt.Errorf("watch: checkpoint %s: compact the log: the file is gone", f.path)
 	}
 	applyChanges(s, []logRecord{newLogRecord(c)})

@@ -34,8 +34,11 @@ func newLogRecord(c *Changes) logRecord {
 }
 
 // applyLog applies the records of log to s if the log belongs to the file
-// with baseID base. Errors match ErrBadCheckpoint.
-func applyLog(s *State, base string, log []byte) error {
+// with baseID base. It returns how many leading bytes of log are whole
+// lines of that file's log, the length to append after; 0 when the log
+// cannot be appended to (it is torn before its first record, or belongs to
+// another file). Errors match ErrBadCheckpoint.
+func applyLog(s *State, base string, log []byte) (int, error) {
 	// Only the last line can be cut short or left unwritten by a crash
 	// (every line is fsync'd before the next is written): a bad last line
 	// is a save that did not happen, a bad line before it is corruption.
@@ -44,18 +47,19 @@ func applyLog(s *State, base string, log []byte) error {
 		lines = lines[:len(lines)-1]
 	}
 	if len(lines) == 0 {
-		return nil // a new log, torn: the full state alone
+		return 0, nil // a new log, torn: the full state alone
 	}
 	var h logHeader
 	if err := decodeLine(lines[0], &h); err != nil {
 		if len(lines) == 1 {
-			return nil
+			return 0, nil
 		}
-		return fmt.Errorf("%w: line 1: %w", ErrBadCheckpoint, err)
+		return 0, fmt.Errorf("%w: line 1: %w", ErrBadCheckpoint, err)
 	}
 	if h.Base != base {
-		return nil // the log of an older full state, replaced since
+		return 0, nil // the log of an older full state, replaced since
 	}
+	whole := len(lines[0])
 	records := make([]logRecord, 0, len(lines)-1)
 	for i, line := range lines[1:] {
 		var r logRecord
@@ -63,20 +67,24 @@ func applyLog(s *State, base string, log []byte) error {
 			if i == len(lines)-2 {
 				break // the last save did not finish: the state before it
 			}
-			return fmt.Errorf("%w: line %d: %w", ErrBadCheckpoint, i+2, err)
+			return 0, fmt.Errorf("%w: line %d: %w", ErrBadCheckpoint, i+2, err)
 		}
 		if r.ResourceVersion == "" {
-			return fmt.Errorf("%w: line %d: no resourceVersion", ErrBadCheckpoint, i+2)
+			return 0, fmt.Errorf("%w: line %d: no resourceVersion", ErrBadCheckpoint, i+2)
 		}
 		for _, o := range r.Upserted {
 			if o.Name == "" || o.ResourceVersion == "" {
-				return fmt.Errorf("%w: line %d: an object has no name or resourceVersion", ErrBadCheckpoint, i+2)
+				return 0, fmt.Errorf("%w: line %d: an object has no name or resourceVersion", ErrBadCheckpoint, i+2)
 			}
 		}
 		records = append(records, r)
+		whole += len(line)
 	}
 	applyChanges(s, records)
-	return nil
+	if log[whole-1] != '\n' {
+		return 0, nil // a last line without its newline: write a new log
+	}
+	return whole, nil
 }
 
 // applyChanges applies records to s in order, in place: the objects keep

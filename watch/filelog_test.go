@@ -53,8 +53,14 @@ func TestFileCheckpointChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cp.json")
 	fc := fileCheckpoint(t, path)
 	a, b, c := ref("ns", "a", "1"), ref("ns", "b", "2"), ref("", "c", "3")
-	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "4"}); err == nil || !strings.Contains(err.Error(), "full Save first") {
-		t.Fatalf("SaveChanges before Save = %v, want an error asking for a full Save", err)
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "4"}); err == nil || !strings.Contains(err.Error(), "needs a state loaded or saved first") {
+		t.Fatalf("SaveChanges before Save = %v, want an error asking for a Load or a Save", err)
+	}
+	if s, err := fc.Load(ctx); s != nil || err != nil {
+		t.Fatalf("Load of nothing = %v, %v", s, err)
+	}
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "4"}); err == nil || !strings.Contains(err.Error(), "needs a state loaded or saved first") {
+		t.Fatalf("SaveChanges after a Load of nothing = %v, want an error asking for a Load or a Save", err)
 	}
 	if err := fc.Save(ctx, &watch.State{Resource: "configmaps", ResourceVersion: "3", Objects: []watch.ObjectRef{a, b, c}}); err != nil {
 		t.Fatal(err)
@@ -107,13 +113,57 @@ func TestFileCheckpointChanges(t *testing.T) {
 	}
 	checkState(t, mustLoad(t, path), "20", c)
 
-	// After a Load, changes need a full save first (the log may end torn).
+	// After a Load of a whole log, changes are appended to it.
+	if err := fc.Save(ctx, &watch.State{Resource: "configmaps", ResourceVersion: "20", Objects: []watch.ObjectRef{c}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "20"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := fc.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "21"}); err == nil || !strings.Contains(err.Error(), "full Save first") {
-		t.Fatalf("SaveChanges after Load = %v; want an error asking for a full Save", err)
+	base, _ := os.ReadFile(path)
+	good, _ = os.ReadFile(log)
+	e := ref("ns", "e", "21")
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "21", Upserted: []watch.ObjectRef{e}}); err != nil {
+		t.Fatalf("SaveChanges after Load = %v", err)
 	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, base) {
+		t.Error("SaveChanges after a Load of a whole log rewrote the full state; want an append")
+	}
+	if l, _ := os.ReadFile(log); !bytes.HasPrefix(l, good) || bytes.Count(l, []byte("\n")) != bytes.Count(good, []byte("\n"))+1 {
+		t.Errorf("log after SaveChanges after Load:\n%s\nwant the old log and one line", l)
+	}
+	checkState(t, mustLoad(t, path), "21", c, e)
+
+	// After a Load of a torn log, the first changes fold the log into a new
+	// full state (dropping the torn tail), and the next are appended again.
+	whole, _ := os.ReadFile(log)
+	if err := os.WriteFile(log, append(bytes.Clone(whole), "0badc0de {\"rv\":\"22\""...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := ref("ns", "f", "23")
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "23", Upserted: []watch.ObjectRef{f}}); err != nil {
+		t.Fatalf("SaveChanges after a Load of a torn log = %v", err)
+	}
+	if b, _ := os.ReadFile(path); bytes.Equal(b, base) {
+		t.Error("SaveChanges after a Load of a torn log appended; want a new full state")
+	}
+	if l, _ := os.ReadFile(log); bytes.Count(l, []byte("\n")) != 1 || bytes.Contains(l, []byte("0badc0de")) {
+		t.Errorf("log after the fold: %q, want a header alone", l)
+	}
+	checkState(t, mustLoad(t, path), "23", c, e, f)
+	if err := fc.SaveChanges(ctx, &watch.Changes{Resource: "configmaps", ResourceVersion: "24", Deleted: []watch.ObjectRef{{Namespace: "ns", Name: "e"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := os.ReadFile(log); bytes.Count(l, []byte("\n")) != 2 {
+		t.Errorf("log after the next SaveChanges: %q, want the header and one line", l)
+	}
+	checkState(t, mustLoad(t, path), "24", c, f)
 }
 
 // A log that outgrows the full state (and 1 MiB) is folded into a new full

@@ -227,8 +227,9 @@ func TestChangesOncePerObject(t *testing.T) {
 		return change{k: key("ns", name), ref: ref{uid: types.UID(uid), rv: rv}}
 	}
 	del := func(name string) change { return change{k: key("ns", name), del: true} }
-	r := &saver{identity: "configmaps"}
+	r := &saver{identity: "configmaps", known: map[objKey]ref{}}
 	batch := []change{up("a", "ua", "1"), up("b", "ub", "2"), del("a"), up("a", "ua2", "4"), up("b", "ub", "5"), del("b"), up("c", "uc", "7"), up("c", "uc", "8")}
+	r.fold(batch) // as write does before changes
 	c := r.changes(saveJob{batch: batch, rv: "9"})
 	sortRefs := func(s []ObjectRef) []ObjectRef {
 		slices.SortFunc(s, func(a, b ObjectRef) int { return compareKeys(key(a.Namespace, a.Name), key(b.Namespace, b.Name)) })
@@ -240,7 +241,9 @@ func TestChangesOncePerObject(t *testing.T) {
 		t.Errorf("changes: %+v\nwant upserted %+v, deleted %+v at 9", c, wantUp, wantDel)
 	}
 	// A second batch starts empty.
-	c = r.changes(saveJob{batch: []change{up("a", "ua2", "10")}, rv: "10"})
+	second := []change{up("a", "ua2", "10")}
+	r.fold(second)
+	c = r.changes(saveJob{batch: second, rv: "10"})
 	if len(c.Upserted) != 1 || len(c.Deleted) != 0 {
 		t.Errorf("second batch: %+v, want a alone", c)
 	}

@@ -37,7 +37,7 @@ type saver struct {
 	rv       string
 	unsaved  int       // handled events (and position moves) not saved yet
 	firstNew time.Time // when the first unsaved one was handled
-	needFull bool      // the first save, and the one after a failure
+	needFull bool      // the first save without a loaded state, and the one after a failure
 	spareBuf []change  // a saved batch whose memory pending reuses
 
 	busy    bool
@@ -116,8 +116,10 @@ func checkpointName(cp Checkpoint) string {
 	return fmt.Sprintf("%T", cp)
 }
 
-// restore starts from a loaded state.
+// restore starts from a loaded state. The checkpoint holds it, so the
+// first save may save changes only.
 func (s *saver) restore(st *State) {
+	s.needFull = false
 	s.rv = st.ResourceVersion
 	s.known = make(map[objKey]ref, len(st.Objects))
 	for _, o := range st.Objects {
@@ -385,19 +387,20 @@ func (s *saver) write(ctx context.Context, j saveJob) saveResult {
 	return res
 }
 
-// changes lists the objects the batch changed, once each, as they are now.
+// changes lists the objects the batch changed, as they are now: each
+// upserted object once, each deleted one once per deletion in the batch (a
+// repeat is harmless). Call it after folding the batch, when the known set
+// is the state now: a change that is not what the known set holds is not
+// the object's last in the batch and is left out, with no per-batch map of
+// what was seen.
 func (s *saver) changes(j saveJob) *Changes {
 	c := &Changes{Resource: s.identity, ResourceVersion: j.rv, Upserted: make([]ObjectRef, 0, len(j.batch))}
-	last := make(map[objKey]struct{}, len(j.batch))
-	for i := len(j.batch) - 1; i >= 0; i-- { // newest first: the state now
-		ch := j.batch[i]
-		if _, done := last[ch.k]; done {
-			continue
-		}
-		last[ch.k] = struct{}{}
-		if ch.del {
+	for _, ch := range j.batch {
+		now, known := s.known[ch.k]
+		switch {
+		case ch.del && !known:
 			c.Deleted = append(c.Deleted, ObjectRef{Namespace: ch.k.ns, Name: ch.k.name})
-		} else {
+		case !ch.del && known && now == ch.ref:
 			c.Upserted = append(c.Upserted, ObjectRef{Namespace: ch.k.ns, Name: ch.k.name, UID: ch.ref.uid, ResourceVersion: ch.ref.rv})
 		}
 	}

@@ -33,9 +33,9 @@ type DeltaCheckpoint interface {
 	Checkpoint
 	// SaveChanges moves the saved state to c.ResourceVersion, with the
 	// objects of c.Upserted added or replaced and those of c.Deleted (by
-	// namespace and name) removed. The Watcher calls it only after a
-	// successful Save or SaveChanges of the same Run; after a failed one it
-	// saves in full again.
+	// namespace and name) removed. The Watcher calls it only after a Load
+	// that returned a state, or a successful Save or SaveChanges, of the
+	// same Run; after a failed save it saves in full again.
 	SaveChanges(ctx context.Context, c *Changes) error
 }
 
