@@ -18,8 +18,8 @@ import (
 // checksummed line per save, appended and fsync'd. A crash or power loss
 // leaves a saved state, never a torn one: a log that does not belong to the
 // file beside it is ignored, and so is a torn last line. When the log grows
-// past the size of the full state (and 1 MiB), SaveChanges folds it into a
-// new full state.
+// past the size of the full state (and 1 MiB), or Load found it torn or
+// foreign, the next SaveChanges folds it into a new full state.
 type FileCheckpoint struct {
 	path string
 	mu   sync.Mutex
