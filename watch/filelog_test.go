@@ -243,10 +243,17 @@ func FuzzFileCheckpointLog(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	base, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add(good[:len(good)/2])
 	f.Fuzz(func(t *testing.T, log []byte) {
+		if err := os.WriteFile(path, base, 0o600); err != nil { // a fold replaces it
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path+".log", log, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -260,10 +267,27 @@ func FuzzFileCheckpointLog(f *testing.F) {
 		if s == nil || s.ResourceVersion == "" {
 			t.Fatalf("Load = %+v", s)
 		}
+		want := map[string]watch.ObjectRef{}
 		for _, o := range s.Objects {
 			if o.Name == "" || o.ResourceVersion == "" {
 				t.Fatalf("object without name or resourceVersion: %+v", o)
 			}
+			want[o.Namespace+"/"+o.Name] = o
+		}
+		// Changes saved after the Load (appended to a whole log, or folded
+		// with a torn one into a new full state) load back on top of it.
+		z := ref("z", "fz", "998")
+		if err := fc.SaveChanges(t.Context(), &watch.Changes{Resource: s.Resource, ResourceVersion: "999", Upserted: []watch.ObjectRef{z}}); err != nil {
+			t.Fatalf("SaveChanges after Load = %v", err)
+		}
+		want["z/fz"] = z
+		s2 := mustLoad(t, path)
+		got := map[string]watch.ObjectRef{}
+		for _, o := range s2.Objects {
+			got[o.Namespace+"/"+o.Name] = o
+		}
+		if s2.ResourceVersion != "999" || !maps.Equal(got, want) {
+			t.Fatalf("after SaveChanges: %d objects at rv %s, want %d at 999 (log %q)", len(got), s2.ResourceVersion, len(want), log)
 		}
 	})
 }
