@@ -384,6 +384,13 @@ func (c *Client) ServerVersion(ctx context.Context) (*version.Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: get server version from %s: %w", c.cfg.Host, err)
 	}
+	if len(body) == 0 {
+		// A server that answers nothing as the deadline ends: say why.
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("client: get server version from %s: %w", c.cfg.Host, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("client: get server version from %s: the server sent an empty response; is it a Kubernetes API server?", c.cfg.Host)
+	}
 	var info version.Info
 	if err := json.Unmarshal(body, &info); err != nil {
 		return nil, fmt.Errorf("client: decode server version from %s: %w", c.cfg.Host, err)

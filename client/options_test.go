@@ -354,6 +354,23 @@ func TestServerVersionCancelledContext(t *testing.T) {
 	}
 }
 
+// A server that answers /version with nothing gets an error that says so
+// (not a JSON decode error), and one that names the deadline when the
+// context ended.
+func TestServerVersionEmptyResponse(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := client.New(client.WithRESTConfig(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if _, err := c.ServerVersion(t.Context()); err == nil || !strings.Contains(err.Error(), "empty response") {
+		t.Fatalf("err = %v, want one naming the empty response", err)
+	}
+}
+
 func TestRESTClientForNeedsVersion(t *testing.T) {
 	c, err := client.New(client.WithRESTConfig(&rest.Config{Host: "https://x"}))
 	if err != nil {
