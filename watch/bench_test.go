@@ -157,11 +157,7 @@ func medianRatio(raw, kk []time.Duration) float64 {
 	for i := range kk {
 		r[i] = raw[i].Seconds() / kk[i].Seconds()
 	}
-	slices.Sort(r)
-	if len(r)%2 == 1 {
-		return r[len(r)/2]
-	}
-	return (r[len(r)/2-1] + r[len(r)/2]) / 2
+	return median(r)
 }
 
 func sum(d []time.Duration) (s time.Duration) {
@@ -171,7 +167,7 @@ func sum(d []time.Duration) (s time.Duration) {
 	return s
 }
 
-func median(d []time.Duration) time.Duration {
+func median[T time.Duration | float64](d []T) T {
 	d = slices.Clone(d)
 	slices.Sort(d)
 	if len(d)%2 == 1 {

@@ -23,11 +23,11 @@ import (
 type FileCheckpoint struct {
 	path string
 	mu   sync.Mutex
-	// logOK: the log may be appended to (set by Save, and by a Load of a
-	// whole log). filesOK: the files hold what the last Load returned or
-	// the last save wrote, so SaveChanges may fold the log and the changes
-	// into a new full state (after a Load of a torn or foreign log).
-	logOK, filesOK    bool
+	// filesOK: the files hold what the last Load returned or the last save
+	// wrote, so SaveChanges may append to the log or fold it. logSize: the
+	// log's length; 0 when it may not be appended to (Load found it torn,
+	// foreign or missing), and SaveChanges folds it.
+	filesOK           bool
 	baseSize, logSize int
 }
 
@@ -78,7 +78,7 @@ func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.logOK, f.filesOK = false, false
+	f.filesOK = false
 	s, base, whole, err := f.load()
 	if err != nil || s == nil {
 		return s, err
@@ -86,8 +86,7 @@ func (f *FileCheckpoint) Load(ctx context.Context) (*State, error) {
 	// A whole log is appended to; a torn one (or none, or another file's)
 	// is folded into a new full state by the first SaveChanges, which so
 	// drops the torn tail.
-	f.filesOK = true
-	f.logOK, f.baseSize, f.logSize = whole > 0, base, whole
+	f.filesOK, f.baseSize, f.logSize = true, base, whole
 	return s, nil
 }
 
@@ -116,9 +115,6 @@ func (f *FileCheckpoint) load() (s *State, base, whole int, err error) {
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("checkpoint log %s: %w; delete it and %s to start with a fresh list", f.logPath(), err, f.path)
 	}
-	if whole < len(lb) {
-		whole = 0 // a torn tail: fold it away rather than append after it
-	}
 	return s, len(b), whole, nil
 }
 
@@ -136,7 +132,7 @@ func (f *FileCheckpoint) Save(ctx context.Context, s *State) error {
 }
 
 func (f *FileCheckpoint) save(s *State) error {
-	f.logOK, f.filesOK = false, false
+	f.filesOK = false
 	b, err := EncodeState(s)
 	if err != nil {
 		return err
@@ -175,7 +171,7 @@ func (f *FileCheckpoint) save(s *State) error {
 	if err = d.Sync(); err != nil {
 		return fmt.Errorf("watch: save checkpoint %s: fsync directory: %w", f.path, err)
 	}
-	f.logOK, f.filesOK, f.baseSize, f.logSize = true, true, len(b), len(header)
+	f.filesOK, f.baseSize, f.logSize = true, len(b), len(header)
 	return nil
 }
 
@@ -222,7 +218,7 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	if !f.filesOK {
 		return fmt.Errorf("watch: checkpoint %s: SaveChanges needs a state loaded or saved first (after a failed save: a full Save)", f.path)
 	}
-	if !f.logOK || f.logSize > max(f.baseSize, minCompact) {
+	if f.logSize == 0 || f.logSize > max(f.baseSize, minCompact) {
 		return f.compact(c)
 	}
 	body, err := json.Marshal(newLogRecord(c))
@@ -232,14 +228,14 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	line := appendLine(nil, body)
 	lf, err := os.OpenFile(f.logPath(), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
-		f.logOK, f.filesOK = false, false
+		f.filesOK = false
 		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
 	}
 	_, werr := lf.Write(line)
 	serr := lf.Sync()
 	cerr := lf.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		f.logOK, f.filesOK = false, false // a torn line may follow: the next save must be a full one
+		f.filesOK = false // a torn line may follow: the next save must be a full one
 		return fmt.Errorf("watch: save checkpoint %s: %w", f.logPath(), err)
 	}
 	f.logSize += len(line)
@@ -253,11 +249,11 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 func (f *FileCheckpoint) compact(c *Changes) error {
 	s, _, _, err := f.load()
 	if err != nil {
-		f.logOK, f.filesOK = false, false
+		f.filesOK = false
 		return fmt.Errorf("watch: checkpoint %s: compact the log: %w", f.path, err)
 	}
 	if s == nil {
-		f.logOK, f.filesOK = false, false
+		f.filesOK = false
 		return fmt.Errorf("watch: checkpoint %s: compact the log: the file is gone", f.path)
 	}
 	applyChanges(s, []logRecord{newLogRecord(c)})

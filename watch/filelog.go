@@ -36,8 +36,8 @@ func newLogRecord(c *Changes) logRecord {
 // applyLog applies the records of log to s if the log belongs to the file
 // with baseID base. It returns how many leading bytes of log are whole
 // lines of that file's log, the length to append after; 0 when the log
-// cannot be appended to (it is torn before its first record, or belongs to
-// another file). Errors match ErrBadCheckpoint.
+// cannot be appended to (it is torn, or belongs to another file). Errors
+// match ErrBadCheckpoint.
 func applyLog(s *State, base string, log []byte) (int, error) {
 	// Only the last line can be cut short or left unwritten by a crash
 	// (every line is fsync'd before the next is written): a bad last line
@@ -81,8 +81,8 @@ func applyLog(s *State, base string, log []byte) (int, error) {
 		whole += len(line)
 	}
 	applyChanges(s, records)
-	if log[whole-1] != '\n' {
-		return 0, nil // a last line without its newline: write a new log
+	if whole < len(log) || log[whole-1] != '\n' {
+		return 0, nil // a torn last line, or one without its newline: write a new log
 	}
 	return whole, nil
 }

@@ -267,13 +267,12 @@ func FuzzFileCheckpointLog(f *testing.F) {
 		if s == nil || s.ResourceVersion == "" {
 			t.Fatalf("Load = %+v", s)
 		}
-		want := map[string]watch.ObjectRef{}
 		for _, o := range s.Objects {
 			if o.Name == "" || o.ResourceVersion == "" {
 				t.Fatalf("object without name or resourceVersion: %+v", o)
 			}
-			want[o.Namespace+"/"+o.Name] = o
 		}
+		want := stateMap(s)
 		// Changes saved after the Load (appended to a whole log, or folded
 		// with a torn one into a new full state) load back on top of it.
 		z := ref("z", "fz", "998")
@@ -282,10 +281,7 @@ func FuzzFileCheckpointLog(f *testing.F) {
 		}
 		want["z/fz"] = z
 		s2 := mustLoad(t, path)
-		got := map[string]watch.ObjectRef{}
-		for _, o := range s2.Objects {
-			got[o.Namespace+"/"+o.Name] = o
-		}
+		got := stateMap(s2)
 		if s2.ResourceVersion != "999" || !maps.Equal(got, want) {
 			t.Fatalf("after SaveChanges: %d objects at rv %s, want %d at 999 (log %q)", len(got), s2.ResourceVersion, len(want), log)
 		}
