@@ -242,6 +242,25 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	return nil
 }
 
+// compacter is a DeltaCheckpoint of this package that says when its next
+// SaveChanges would fold its log into a full state; the saver then saves
+// the known set in full, which it holds anyway.
+type compacter interface{ compactDue() bool }
+
+// compactDue says whether the next SaveChanges would write a new full state
+// (the log has grown past the full state, Load found it torn, or the files
+// are not known to hold the last save). A Watcher asks before each save of
+// changes and, when it is due, saves its full state from memory with Save:
+// an encode, instead of compact's read-back and decode of both files
+// (BenchmarkCompaction, 10,000 objects: 35 ms and 23 MB read back, 5 ms
+// and 2 MB from memory; on a 10,000-event watch this was most of the
+// checkpoint's CPU).
+func (f *FileCheckpoint) compactDue() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.filesOK || f.logSize == 0 || f.logSize > max(f.baseSize, minCompact)
+}
+
 // compact folds the log and c into a new full state. It reads the files
 // back: compaction is rare (once per log the size of the full state, or
 // after a Load of a torn log), and

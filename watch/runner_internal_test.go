@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -313,5 +315,77 @@ func TestSaveRecoversAfterFailures(t *testing.T) {
 	}
 	if failed != 3 || again != 1 {
 		t.Errorf("logged %d save failures and %d recoveries, want 3 and 1:\n%s", failed, again, strings.Join(logs, "\n"))
+	}
+}
+
+// When a file checkpoint's log is due for compaction, the saver writes its
+// known set in full instead of the changes (it does not read the files
+// back), and the files then load back to exactly the known set, before and
+// after the compaction.
+func TestSaverCompactsFileCheckpointFromMemory(t *testing.T) {
+	ctx := t.Context()
+	fc, err := NewFileCheckpoint(t.TempDir() + "/cp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Save(ctx, &State{Resource: "configmaps", ResourceVersion: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := fc.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := defaultOptions()
+	o.checkpoint = fc
+	s := newSaver(&o, "configmaps", logr.Discard())
+	s.restore(st)
+	compactions, rv := 0, 1
+	for b := range 12 {
+		for i := range 1000 {
+			rv++
+			name := fmt.Sprintf("cm-%d-%d", b, i)
+			s.record(change{k: key("a-namespace-long-enough-for-a-megabyte-of-log", name), ref: ref{uid: types.UID(fmt.Sprintf("uid-%d", rv)), rv: fmt.Sprint(rv)}})
+			if i%10 == 0 && b > 0 { // delete one of the last batch's
+				s.record(change{k: key("a-namespace-long-enough-for-a-megabyte-of-log", fmt.Sprintf("cm-%d-%d", b-1, i)), del: true})
+			}
+		}
+		s.moveTo(fmt.Sprint(rv), false)
+		due, before := fc.compactDue(), fc.logSize
+		if due { // a compaction that read the files back would fail on this
+			if err := os.WriteFile(fc.Path(), []byte("not a state"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.saved(s.write(ctx, s.job())); err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+		if due {
+			compactions++
+			if fc.logSize >= before {
+				t.Errorf("batch %d: compaction due, but the log grew from %d to %d bytes", b, before, fc.logSize)
+			}
+		}
+		fresh, err := NewFileCheckpoint(fc.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fresh.Load(ctx)
+		if err != nil {
+			t.Fatalf("batch %d: load: %v", b, err)
+		}
+		want := map[string]ObjectRef{}
+		for k, r := range s.known {
+			want[k.String()] = ObjectRef{Namespace: k.ns, Name: k.name, UID: r.uid, ResourceVersion: r.rv}
+		}
+		gotMap := map[string]ObjectRef{}
+		for _, o := range got.Objects {
+			gotMap[key(o.Namespace, o.Name).String()] = o
+		}
+		if got.ResourceVersion != fmt.Sprint(rv) || !maps.Equal(gotMap, want) {
+			t.Fatalf("batch %d: loaded %d objects at %s, want the %d known at %d", b, len(gotMap), got.ResourceVersion, len(want), rv)
+		}
+	}
+	if compactions == 0 {
+		t.Error("the log never came due for compaction: make the batches larger")
 	}
 }

@@ -376,9 +376,12 @@ func (s *saver) write(ctx context.Context, j saveJob) saveResult {
 	s.fold(j.batch)
 	res := saveResult{batch: j.batch}
 	start := time.Now()
-	if j.full || len(j.batch) > 2*len(s.known)+1024 { // a full save is smaller
+	c, _ := s.delta.(compacter)
+	switch {
+	case j.full, len(j.batch) > 2*len(s.known)+1024, // a full save is smaller
+		c != nil && c.compactDue(): // the known set is what the checkpoint would read back
 		res.err = s.cp.Save(ctx, s.snapshot(j.rv))
-	} else {
+	default:
 		res.err = s.delta.SaveChanges(ctx, s.changes(j))
 	}
 	if s.metrics != nil && !errors.Is(res.err, context.Canceled) {
