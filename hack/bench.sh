@@ -8,10 +8,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p bin
 raw=bin/bench.txt
 
-# The watch benchmarks report medians over their iterations: 20 of them.
+# The watch benchmarks report medians over their iterations: 60 of them.
 {
   go test -run='^$' -bench=. -benchmem -count=1 $(go list ./... | grep -vx 'github.com/kubekit/kubekit/watch')
-  go test -run='^$' -bench=. -benchmem -count=1 -benchtime=20x ./watch/
+  go test -run='^$' -bench=. -benchmem -count=1 -benchtime=60x ./watch/
 } 2>&1 | tee "${raw}"
 
 cpu="$(sed -n 's/^cpu: //p' "${raw}" | head -n 1)"

@@ -37,7 +37,8 @@ import (
 // mean-kubekit/client-go) by ±15% from run to run on a 2-core machine. The
 // median of the per-iteration ratios (each kubekit run against the raw run
 // next to it) is reported as paired-kubekit/client-go. Even the medians
-// move by about ±5% from run to run there. Use at least -benchtime=20x.
+// move by about ±5% from run to run there at -benchtime=20x, and about half
+// that at 60x (what make bench uses).
 func BenchmarkWatchEvents(b *testing.B) {
 	k := kube(b, env.Config())
 	// One kubekit client for every run, its connection opened before any
