@@ -263,8 +263,9 @@ func (f *FileCheckpoint) compactDue() bool {
 
 // compact folds the log and c into a new full state. It reads the files
 // back: compaction is rare (once per log the size of the full state, or
-// after a Load of a torn log), and
-// keeping a copy of the state in memory would double the Watcher's.
+// after a Load of a torn log), and keeping a copy of the state in memory
+// would double the Watcher's. A Watcher does not come here (compactDue);
+// callers of SaveChanges alone do.
 func (f *FileCheckpoint) compact(c *Changes) error {
 	s, _, _, err := f.load()
 	if err != nil {
