@@ -218,7 +218,7 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	if !f.filesOK {
 		return fmt.Errorf("watch: checkpoint %s: SaveChanges needs a state loaded or saved first (after a failed save: a full Save)", f.path)
 	}
-	if f.logSize == 0 || f.logSize > max(f.baseSize, minCompact) {
+	if f.logFull() {
 		return f.compact(c)
 	}
 	body, err := json.Marshal(newLogRecord(c))
@@ -258,7 +258,14 @@ type compacter interface{ compactDue() bool }
 func (f *FileCheckpoint) compactDue() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.filesOK || f.logSize == 0 || f.logSize > max(f.baseSize, minCompact)
+	return !f.filesOK || f.logFull()
+}
+
+// logFull says whether the log may not take more changes: it is torn or
+// foreign (logSize 0), or it has grown past the full state (and 1 MiB).
+// Call it with f.mu held.
+func (f *FileCheckpoint) logFull() bool {
+	return f.logSize == 0 || f.logSize > max(f.baseSize, minCompact)
 }
 
 // compact folds the log and c into a new full state. It reads the files

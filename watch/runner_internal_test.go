@@ -373,14 +373,14 @@ func TestSaverCompactsFileCheckpointFromMemory(t *testing.T) {
 		if err != nil {
 			t.Fatalf("batch %d: load: %v", b, err)
 		}
-		want := map[string]ObjectRef{}
-		for k, r := range s.known {
-			want[k.String()] = ObjectRef{Namespace: k.ns, Name: k.name, UID: r.uid, ResourceVersion: r.rv}
+		byKey := func(objs []ObjectRef) map[objKey]ObjectRef {
+			m := make(map[objKey]ObjectRef, len(objs))
+			for _, o := range objs {
+				m[key(o.Namespace, o.Name)] = o
+			}
+			return m
 		}
-		gotMap := map[string]ObjectRef{}
-		for _, o := range got.Objects {
-			gotMap[key(o.Namespace, o.Name).String()] = o
-		}
+		gotMap, want := byKey(got.Objects), byKey(s.snapshot("").Objects)
 		if got.ResourceVersion != fmt.Sprint(rv) || !maps.Equal(gotMap, want) {
 			t.Fatalf("batch %d: loaded %d objects at %s, want the %d known at %d", b, len(gotMap), got.ResourceVersion, len(want), rv)
 		}

@@ -21,6 +21,7 @@ import (
 type saver struct {
 	cp       Checkpoint
 	delta    DeltaCheckpoint // cp, if it saves changes
+	compact  compacter       // cp, if it says when its log is due for folding
 	name     string          // how logs and errors name cp
 	identity string
 	log      logr.Logger
@@ -98,6 +99,7 @@ func newSaver(o *options, identity string, log logr.Logger) *saver {
 		known: map[objKey]ref{}, needFull: true,
 	}
 	s.delta, _ = o.checkpoint.(DeltaCheckpoint)
+	s.compact, _ = o.checkpoint.(compacter)
 	s.name = checkpointName(o.checkpoint)
 	return s
 }
@@ -376,10 +378,9 @@ func (s *saver) write(ctx context.Context, j saveJob) saveResult {
 	s.fold(j.batch)
 	res := saveResult{batch: j.batch}
 	start := time.Now()
-	c, _ := s.delta.(compacter)
 	switch {
 	case j.full, len(j.batch) > 2*len(s.known)+1024, // a full save is smaller
-		c != nil && c.compactDue(): // the known set is what the checkpoint would read back
+		s.compact != nil && s.compact.compactDue(): // the known set is what the checkpoint would read back
 		res.err = s.cp.Save(ctx, s.snapshot(j.rv))
 	default:
 		res.err = s.delta.SaveChanges(ctx, s.changes(j))
