@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,6 +53,11 @@ type runner[T Object] struct {
 	w *Watcher[T]
 	h Handler[T]
 	s *saver
+
+	// While a stream runs, s is shared with saveWhileQuiet's goroutine:
+	// both call it with mu held.
+	mu      sync.Mutex
+	saveErr error // why saveWhileQuiet closed the stream
 }
 
 func (r *runner[T]) run(ctx context.Context) (err error) {
@@ -266,10 +273,12 @@ func (r *runner[T]) tomb(k objKey, old ref) T {
 }
 
 // stream runs one watch from the saved position until it ends (nil),
-// fails, or ctx is done.
+// fails, or ctx is done. Run's goroutine reads the stream itself (see
+// decodedStream); while it waits for an event, saveWhileQuiet makes the
+// saves that fall due.
 func (r *runner[T]) stream(ctx context.Context) error {
 	w := r.w
-	wi, err := w.watch(ctx, metav1.ListOptions{
+	st, err := w.watch(ctx, metav1.ListOptions{
 		LabelSelector:       w.o.labelSelector,
 		FieldSelector:       w.o.fieldSelector,
 		ResourceVersion:     r.s.position(),
@@ -278,82 +287,147 @@ func (r *runner[T]) stream(ctx context.Context) error {
 	if err != nil {
 		return r.apiErr("watch", err)
 	}
-	defer wi.Stop()
-	tick := time.NewTicker(w.o.checkpointInterval)
-	defer tick.Stop()
+	defer st.close()
+	defer context.AfterFunc(ctx, st.close)()
+	defer r.saveWhileQuiet(ctx, st)()
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-			if err := r.s.saveIfDue(ctx, false); err != nil {
+		typ, obj, err := st.next()
+		if serr := r.quietErr(); serr != nil {
+			return serr
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return r.apiErr("watch stream", err)
+		}
+		switch typ {
+		case apiwatch.Error:
+			return r.apiErr("watch stream", apierrors.FromObject(obj))
+		case apiwatch.Bookmark:
+			m, err := meta.Accessor(obj)
+			if err != nil {
+				return fmt.Errorf("watch %s: bookmark: %w: %w", w.identity, errUnexpected, err)
+			}
+			r.mu.Lock()
+			if rv := m.GetResourceVersion(); rv != "" && rv != r.s.position() {
+				r.s.moveTo(rv, true)
+				// Bookmarks are rare: keep a quiet watch ahead of compaction.
+				err = r.s.saveIfDue(ctx, true)
+			}
+			r.mu.Unlock()
+			if err != nil {
 				return err
 			}
-		case ev, ok := <-wi.ResultChan():
+		case apiwatch.Added, apiwatch.Modified, apiwatch.Deleted:
+			t, ok := obj.(T)
 			if !ok {
-				return nil
+				return fmt.Errorf("watch %s: %w: %s event carries %T", w.identity, errUnexpected, typ, obj)
 			}
-			switch ev.Type {
-			case apiwatch.Error:
-				return r.apiErr("watch stream", apierrors.FromObject(ev.Object))
-			case apiwatch.Bookmark:
-				m, err := meta.Accessor(ev.Object)
-				if err != nil {
-					return fmt.Errorf("watch %s: bookmark: %w: %w", w.identity, errUnexpected, err)
-				}
-				if rv := m.GetResourceVersion(); rv != "" && rv != r.s.position() {
-					r.s.moveTo(rv, true)
-					// Bookmarks are rare: keep a quiet watch ahead of compaction.
-					if err := r.s.saveIfDue(ctx, true); err != nil {
-						return err
-					}
-				}
-			case apiwatch.Added, apiwatch.Modified, apiwatch.Deleted:
-				t, ok := ev.Object.(T)
-				if !ok {
-					return fmt.Errorf("watch %s: %w: %s event carries %T", w.identity, errUnexpected, ev.Type, ev.Object)
-				}
-				if err := r.deliver(ctx, Event[T]{Type: EventType(ev.Type), Object: t}); err != nil {
-					return err
-				}
-				r.s.moveTo(t.GetResourceVersion(), false)
-				if err := r.s.saveIfDue(ctx, false); err != nil {
-					return err
-				}
-			default:
-				w.log.Info("ignoring an unknown watch event type", "type", ev.Type)
+			e := Event[T]{Type: EventType(typ), Object: t}
+			k, err := r.handle(ctx, e)
+			if err != nil {
+				return err
 			}
+			r.mu.Lock()
+			r.handled(e, k)
+			r.s.moveTo(t.GetResourceVersion(), false)
+			err = r.s.saveIfDue(ctx, false)
+			r.mu.Unlock()
+			if err != nil {
+				return err
+			}
+		default:
+			w.log.Info("ignoring an unknown watch event type", "type", typ)
 		}
 	}
+}
+
+// saveWhileQuiet starts a goroutine that, every checkpoint interval while
+// the stream runs, makes the save that is due (handled events waited for
+// the interval, a failed save's retry), as an event would. It holds r.mu
+// for that, as stream does between events. When saves fail for too long it
+// records the error (quietErr) and closes the stream. The returned func
+// stops the goroutine and waits for it.
+func (r *runner[T]) saveWhileQuiet(ctx context.Context, st eventStream) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(r.w.o.checkpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			r.mu.Lock()
+			err := r.s.saveIfDue(ctx, false)
+			r.saveErr = err
+			r.mu.Unlock()
+			if err != nil {
+				st.close()
+				return
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// quietErr returns the error saveWhileQuiet stopped the stream with.
+func (r *runner[T]) quietErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.saveErr
+	r.saveErr = nil
+	return err
 }
 
 // deliver calls the handler until it succeeds, then records the event for
 // the known set and the next save. It returns ctx's error or a *HandlerError.
 func (r *runner[T]) deliver(ctx context.Context, e Event[T]) error {
+	k, err := r.handle(ctx, e)
+	if err != nil {
+		return err
+	}
+	r.handled(e, k)
+	return nil
+}
+
+// handle calls the handler until it succeeds and returns the object's key,
+// or ctx's error or a *HandlerError.
+func (r *runner[T]) handle(ctx context.Context, e Event[T]) (objKey, error) {
 	bo := r.w.o.handlerBackoff
 	k := key(e.Object.GetNamespace(), e.Object.GetName())
 	for attempt := 1; ; attempt++ {
 		err := r.call(ctx, e, k)
 		if err == nil {
-			break
+			return k, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return k, ctx.Err()
 		}
 		if n := r.w.o.handlerRetries; n >= 0 && attempt > n {
-			return &HandlerError{Type: e.Type, Key: k.String(), Attempts: attempt, Err: err}
+			return k, &HandlerError{Type: e.Type, Key: k.String(), Attempts: attempt, Err: err}
 		}
 		d := bo.Step()
 		r.w.log.Info("handler failed; retrying", "event", e.Type, "object", k.String(), "attempt", attempt, "after", d, "error", err.Error())
 		if !sleep(ctx, d) {
-			return ctx.Err()
+			return k, ctx.Err()
 		}
 	}
+}
+
+// handled records a handled event for the known set and the next save.
+// While a stream runs, call it with r.mu held.
+func (r *runner[T]) handled(e Event[T], k objKey) {
 	r.s.record(change{k: k, ref: ref{uid: e.Object.GetUID(), rv: e.Object.GetResourceVersion()}, del: e.Type == Deleted})
 	if m := r.w.o.metrics; m != nil {
 		m.EventDelivered(r.w.resource, e.Type, e.Synthetic)
 	}
-	return nil
 }
 
 // call runs the handler once; a panic is recovered, logged with its stack

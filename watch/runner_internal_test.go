@@ -44,13 +44,13 @@ func newFakeWatcher(cp Checkpoint, list *corev1.ConfigMapList) *fakeWatcher {
 		identity:  "configmaps",
 		list:      func(context.Context, metav1.ListOptions) (runtime.Object, error) { return list.DeepCopy(), nil },
 		tombstone: func() *corev1.ConfigMap { return &corev1.ConfigMap{} },
-		watch: func(ctx context.Context, lo metav1.ListOptions) (apiwatch.Interface, error) {
+		watch: func(ctx context.Context, lo metav1.ListOptions) (eventStream, error) {
 			f.mu.Lock()
 			f.rvs = append(f.rvs, lo.ResourceVersion)
 			f.mu.Unlock()
 			select {
 			case s := <-f.streams:
-				return s, nil
+				return chanStream{s}, nil
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}

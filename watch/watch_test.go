@@ -1,12 +1,16 @@
 package watch_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubekit/kubekit/watch"
 )
@@ -164,5 +168,62 @@ func TestResumeFromFileAfterCleanStop(t *testing.T) {
 		if got[s] != n {
 			t.Errorf("%q arrived %d times, want %d", s, got[s], n)
 		}
+	}
+}
+
+// A watch that goes quiet after a few events (fewer than a batch) saves
+// them once the checkpoint interval passed, while Run waits for the next
+// event: for a built-in type (Run reads the stream itself) and for
+// unstructured objects (the dynamic client's watch).
+func TestQuietWatchSavesOnTime(t *testing.T) {
+	c := newClient(t, env.Config())
+	verifyNoLeaks(t, c)
+	k := kube(t, env.Config())
+	for _, typed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("typed=%v", typed), func(t *testing.T) {
+			ns := fmt.Sprintf("watch-quiet-%v", typed)
+			createNamespace(t, k, ns)
+			path := filepath.Join(t.TempDir(), "cp.json")
+			opts := []watch.Option{watch.WithNamespace(ns), watch.WithCheckpoint(fileCheckpoint(t, path)),
+				watch.WithCheckpointBatch(watch.DefaultCheckpointEvents, 200*time.Millisecond)}
+			count := atomic.Int64{}
+			var stop func() error
+			if typed {
+				w, err := watch.New[*corev1.ConfigMap](t.Context(), c, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stop = start(t, w, func(context.Context, watch.Event[*corev1.ConfigMap]) error { count.Add(1); return nil })
+			} else {
+				w, err := watch.NewForResource(t.Context(), c, corev1.SchemeGroupVersion.WithResource("configmaps"), opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stop = start(t, w, func(context.Context, watch.Event[*unstructured.Unstructured]) error { count.Add(1); return nil })
+			}
+			defer func() {
+				if err := stop(); err != nil {
+					t.Error(err)
+				}
+			}()
+			waitFor(t, "the first save (the initial list)", func() bool {
+				st, err := fileCheckpoint(t, path).Load(t.Context())
+				return err == nil && st != nil
+			})
+			var last string
+			for i := range 3 {
+				o, err := k.CoreV1().ConfigMaps(ns).Create(t.Context(), cm(ns, fmt.Sprintf("q-%d", i), nil), metav1.CreateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = o.ResourceVersion
+			}
+			waitFor(t, "3 events", func() bool { return count.Load() >= 3 })
+			// Not stopped: the save comes from the interval alone.
+			waitFor(t, "a save at the last event's resourceVersion", func() bool {
+				st, err := fileCheckpoint(t, path).Load(t.Context())
+				return err == nil && st != nil && st.ResourceVersion == last && len(st.Objects) == 3
+			})
+		})
 	}
 }

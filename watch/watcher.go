@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	apiwatch "k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -92,7 +91,7 @@ type Watcher[T Object] struct {
 	resource  string // gvr's group resource, for metrics
 	identity  string
 	list      func(context.Context, metav1.ListOptions) (runtime.Object, error)
-	watch     func(context.Context, metav1.ListOptions) (apiwatch.Interface, error)
+	watch     func(context.Context, metav1.ListOptions) (eventStream, error)
 	tombstone func() T
 	running   atomic.Bool
 }
@@ -153,9 +152,9 @@ func New[T Object](ctx context.Context, c *client.Client, opts ...Option) (*Watc
 		l, _ := scheme.Scheme.New(listGVK)
 		return l, req(lo).Do(ctx).Into(l)
 	}
-	w.watch = func(ctx context.Context, lo metav1.ListOptions) (apiwatch.Interface, error) {
+	w.watch = func(ctx context.Context, lo metav1.ListOptions) (eventStream, error) {
 		lo.Watch = true
-		return req(lo).Watch(ctx)
+		return openStream(ctx, req(lo), gvk.GroupVersion())
 	}
 	w.tombstone = newT
 	return w, nil
@@ -191,7 +190,13 @@ func NewForResource(ctx context.Context, c *client.Client, gvr schema.GroupVersi
 	}
 	ri := dyn.Resource(m.Resource).Namespace(w.o.namespace)
 	w.list = func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) { return ri.List(ctx, lo) }
-	w.watch = ri.Watch
+	w.watch = func(ctx context.Context, lo metav1.ListOptions) (eventStream, error) {
+		wi, err := ri.Watch(ctx, lo)
+		if err != nil {
+			return nil, err
+		}
+		return chanStream{wi}, nil
+	}
 	gvk := m.GroupVersionKind
 	w.tombstone = func() *unstructured.Unstructured {
 		u := &unstructured.Unstructured{}
