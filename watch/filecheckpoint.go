@@ -221,11 +221,9 @@ func (f *FileCheckpoint) SaveChanges(ctx context.Context, c *Changes) error {
 	if f.logFull() {
 		return f.compact(c)
 	}
-	body, err := json.Marshal(newLogRecord(c))
-	if err != nil {
-		return err
-	}
-	line := appendLine(nil, body)
+	r := newLogRecord(c)
+	line := make([]byte, lineHead, lineHead+len(r.ResourceVersion)+refsSize(r.Upserted)+refsSize(r.Deleted)+32)
+	line = finishLine(appendLogRecord(line, r))
 	lf, err := os.OpenFile(f.logPath(), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		f.filesOK = false

@@ -2,6 +2,8 @@ package watch
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,4 +146,17 @@ func appendLine(b, body []byte) []byte {
 	b = fmt.Appendf(b, "%08x ", crc32.ChecksumIEEE(body))
 	b = append(b, body...)
 	return append(b, '\n')
+}
+
+// lineHead is the length of a log line's checksum and the space after it.
+const lineHead = 9
+
+// finishLine makes line, lineHead bytes of room followed by the JSON, a
+// log line: it writes the checksum into the room and appends the newline.
+func finishLine(line []byte) []byte {
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.ChecksumIEEE(line[lineHead:]))
+	hex.Encode(line[:8], sum[:]) // as appendLine's %08x
+	line[8] = ' '
+	return append(line, '\n')
 }

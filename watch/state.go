@@ -110,7 +110,8 @@ func EncodeState(s *State) ([]byte, error) {
 	if objs == nil {
 		objs = []ObjectRef{} // "objects":[], as DecodeState documents the field
 	}
-	return json.Marshal(encoded{Version: CheckpointFormatVersion, Resource: s.Resource, ResourceVersion: s.ResourceVersion, Objects: objs})
+	b := make([]byte, 0, len(s.Resource)+len(s.ResourceVersion)+refsSize(objs)+64)
+	return appendEncoded(b, encoded{Version: CheckpointFormatVersion, Resource: s.Resource, ResourceVersion: s.ResourceVersion, Objects: objs}), nil
 }
 
 // DecodeState decodes what EncodeState wrote. Errors match [ErrBadCheckpoint].
