@@ -126,6 +126,13 @@
 // logged with its stack and retried the same way; its error wraps
 // [ErrHandlerPanic]. A Watcher runs one Run at a time.
 //
+// For a built-in type, Run's goroutine also reads and decodes the watch
+// stream (protobuf, or JSON if the server answers so): no goroutine hands
+// each event over a channel, as client-go's Request.Watch does. Saves run
+// in a goroutine of their own, one at a time; while the stream is quiet or
+// the handler busy, handled events are still saved after the checkpoint
+// interval ([WithCheckpointBatch]).
+//
 // # Errors
 //
 // Run ends with an error, instead of retrying forever, on: 401/403 and other

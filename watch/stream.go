@@ -32,8 +32,8 @@ type eventStream interface {
 // event over an unbuffered channel: a park and a wake-up per event, which on
 // a 2-core machine cost as much client CPU as the rest of the Watcher's work
 // per event. Reading the body here instead (BenchmarkWatchEvents, same run,
-// 2,000 events): kubekit/client-go from 0.86-0.93 to 0.94-1.05, client CPU
-// per run from 1.32x of the raw watch's to 1.01-1.06x.
+// 2,000 events): kubekit/client-go from 0.86-0.93 to 0.94-1.06, the client
+// CPU from 1.32-1.36x the raw watch's to 0.99-1.03x.
 type decodedStream struct {
 	body io.ReadCloser
 	gv   schema.GroupVersion
