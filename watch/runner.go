@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	apiwatch "k8s.io/apimachinery/pkg/watch"
 
 	"github.com/kubekit/kubekit/client"
 )
@@ -270,120 +268,6 @@ func (r *runner[T]) tomb(k objKey, old ref) T {
 	t.SetUID(old.uid)
 	t.SetResourceVersion(old.rv)
 	return t
-}
-
-// stream runs one watch from the saved position until it ends (nil),
-// fails, or ctx is done. Run's goroutine reads the stream itself (see
-// decodedStream); while it waits for an event, saveWhileQuiet makes the
-// saves that fall due.
-func (r *runner[T]) stream(ctx context.Context) error {
-	w := r.w
-	st, err := w.watch(ctx, metav1.ListOptions{
-		LabelSelector:       w.o.labelSelector,
-		FieldSelector:       w.o.fieldSelector,
-		ResourceVersion:     r.s.position(),
-		AllowWatchBookmarks: true,
-	})
-	if err != nil {
-		return r.apiErr("watch", err)
-	}
-	defer st.close()
-	defer context.AfterFunc(ctx, st.close)()
-	defer r.saveWhileQuiet(ctx, st)()
-	for {
-		typ, obj, err := st.next()
-		if serr := r.quietErr(); serr != nil {
-			return serr
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return r.apiErr("watch stream", err)
-		}
-		switch typ {
-		case apiwatch.Error:
-			return r.apiErr("watch stream", apierrors.FromObject(obj))
-		case apiwatch.Bookmark:
-			m, err := meta.Accessor(obj)
-			if err != nil {
-				return fmt.Errorf("watch %s: bookmark: %w: %w", w.identity, errUnexpected, err)
-			}
-			r.mu.Lock()
-			if rv := m.GetResourceVersion(); rv != "" && rv != r.s.position() {
-				r.s.moveTo(rv, true)
-				// Bookmarks are rare: keep a quiet watch ahead of compaction.
-				err = r.s.saveIfDue(ctx, true)
-			}
-			r.mu.Unlock()
-			if err != nil {
-				return err
-			}
-		case apiwatch.Added, apiwatch.Modified, apiwatch.Deleted:
-			t, ok := obj.(T)
-			if !ok {
-				return fmt.Errorf("watch %s: %w: %s event carries %T", w.identity, errUnexpected, typ, obj)
-			}
-			e := Event[T]{Type: EventType(typ), Object: t}
-			k, err := r.handle(ctx, e)
-			if err != nil {
-				return err
-			}
-			r.mu.Lock()
-			r.handled(e, k)
-			r.s.moveTo(t.GetResourceVersion(), false)
-			err = r.s.saveIfDue(ctx, false)
-			r.mu.Unlock()
-			if err != nil {
-				return err
-			}
-		default:
-			w.log.Info("ignoring an unknown watch event type", "type", typ)
-		}
-	}
-}
-
-// saveWhileQuiet starts a goroutine that, every checkpoint interval while
-// the stream runs, makes the save that is due (handled events waited for
-// the interval, a failed save's retry), as an event would. It holds r.mu
-// for that, as stream does between events. When saves fail for too long it
-// records the error (quietErr) and closes the stream. The returned func
-// stops the goroutine and waits for it.
-func (r *runner[T]) saveWhileQuiet(ctx context.Context, st eventStream) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(r.w.o.checkpointInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			r.mu.Lock()
-			err := r.s.saveIfDue(ctx, false)
-			r.saveErr = err
-			r.mu.Unlock()
-			if err != nil {
-				st.close()
-				return
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
-}
-
-// quietErr returns the error saveWhileQuiet stopped the stream with.
-func (r *runner[T]) quietErr() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := r.saveErr
-	r.saveErr = nil
-	return err
 }
 
 // deliver calls the handler until it succeeds, then records the event for
