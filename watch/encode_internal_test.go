@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"testing"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 
 // The checkpoint's encoders write what json.Marshal writes, byte for byte,
 // for any strings: escapes, HTML characters, invalid UTF-8, U+2028, empty
-// namespaces (omitted) and nil lists (null) included; finishLine makes the
-// line appendLine makes of it.
+// namespaces (omitted) and nil lists (null) included; finishLine makes of
+// it the log line the format describes, "<crc32, 8 hex digits> <JSON>\n".
 func FuzzCheckpointEncoding(f *testing.F) {
 	f.Add("123", "default", "cm-1", "0b5d3a36-6a9d-4d7c-9b4a-2f0f8a1c2d3e", "456", true)
 	f.Add("1", "", "node-a", "u", "2", false)
@@ -44,8 +45,8 @@ func FuzzCheckpointEncoding(f *testing.F) {
 			if got := tc.append([]byte("prefix")); !bytes.Equal(got, append([]byte("prefix"), want...)) {
 				t.Fatalf("%T: appended\n%s\njson.Marshal\n%s", tc.v, got[6:], want)
 			}
-			if got, want := finishLine(tc.append(make([]byte, lineHead))), appendLine(nil, want); !bytes.Equal(got, want) {
-				t.Fatalf("%T: finishLine =\n%q\nappendLine =\n%q", tc.v, got, want)
+			if got, want := finishLine(tc.append(make([]byte, lineHead))), fmt.Appendf(nil, "%08x %s\n", crc32.ChecksumIEEE(want), want); !bytes.Equal(got, want) {
+				t.Fatalf("%T: finishLine =\n%q\nwant\n%q", tc.v, got, want)
 			}
 		}
 	})

@@ -141,7 +141,7 @@ func (f *FileCheckpoint) save(s *State) error {
 	if err != nil {
 		return err
 	}
-	header := appendLine(nil, h)
+	header := logLine(h)
 	dir := filepath.Dir(f.path)
 	// The full state first, then its log: after a crash between the two
 	// renames the old log names the old state and is ignored.

@@ -141,22 +141,20 @@ func decodeLine(line []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// appendLine appends body as a log line.
-func appendLine(b, body []byte) []byte {
-	b = fmt.Appendf(b, "%08x ", crc32.ChecksumIEEE(body))
-	b = append(b, body...)
-	return append(b, '\n')
-}
-
 // lineHead is the length of a log line's checksum and the space after it.
 const lineHead = 9
+
+// logLine returns body as a log line.
+func logLine(body []byte) []byte {
+	return finishLine(append(make([]byte, lineHead, lineHead+len(body)+1), body...))
+}
 
 // finishLine makes line, lineHead bytes of room followed by the JSON, a
 // log line: it writes the checksum into the room and appends the newline.
 func finishLine(line []byte) []byte {
 	var sum [4]byte
 	binary.BigEndian.PutUint32(sum[:], crc32.ChecksumIEEE(line[lineHead:]))
-	hex.Encode(line[:8], sum[:]) // as appendLine's %08x
+	hex.Encode(line[:8], sum[:]) // 8 lowercase hex digits
 	line[8] = ' '
 	return append(line, '\n')
 }

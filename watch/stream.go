@@ -42,13 +42,13 @@ func (r *runner[T]) stream(ctx context.Context) error {
 	defer r.saveWhileQuiet(ctx, st)()
 	for {
 		typ, obj, err := st.next()
-		if serr := r.quietErr(); serr != nil {
-			return serr
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
+		if err != nil { // saveWhileQuiet may have closed the stream
+			if serr := r.quietErr(); serr != nil {
+				return serr
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
 			return r.apiErr("watch stream", err)
 		}
 		switch typ {
@@ -113,7 +113,9 @@ func (r *runner[T]) saveWhileQuiet(ctx context.Context, st eventStream) (stop fu
 			}
 			r.mu.Lock()
 			err := r.s.saveIfDue(ctx, false)
-			r.saveErr = err
+			if err != nil {
+				r.saveErr = err
+			}
 			r.mu.Unlock()
 			if err != nil {
 				st.close()
@@ -127,13 +129,11 @@ func (r *runner[T]) saveWhileQuiet(ctx context.Context, st eventStream) (stop fu
 	}
 }
 
-// quietErr returns the error saveWhileQuiet stopped the stream with.
+// quietErr returns the error saveWhileQuiet closed the stream with, if it did.
 func (r *runner[T]) quietErr() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := r.saveErr
-	r.saveErr = nil
-	return err
+	return r.saveErr
 }
 
 // eventStream is one open watch stream, read by Run's goroutine.
