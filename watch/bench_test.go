@@ -3,6 +3,7 @@ package watch_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -37,9 +38,16 @@ import (
 // stall in the server), which moves the mean-based ratio (reported too, as
 // mean-kubekit/client-go) by ±15% from run to run on a 2-core machine. The
 // median of the per-iteration ratios (each kubekit run against the raw run
-// next to it) is reported as paired-kubekit/client-go. Even the medians
-// move by about ±5% from run to run there at -benchtime=20x, and about half
-// that at 60x (what make bench uses).
+// next to it) is reported as paired-kubekit/client-go, with the 95%
+// confidence interval of that median as paired-lo95- and
+// paired-hi95-kubekit/client-go (order statistics, no assumption about the
+// distribution). Single pairs vary widely there (the middle half of the
+// ratios spans about 0.85-1.10), and each run, with its own API server,
+// shifts the medians by up to about ±3% at 150 iterations (what make bench
+// uses; ±5% at 60), more than the interval shows. For scale, at 10,000
+// events, 150 iterations: 0.95-1.00 with the default checkpointing (4
+// runs), 0.97-1.03 with no checkpoint save inside the timed part (3 runs,
+// a batch larger than the stream).
 //
 // cpu-kubekit/client-go is the benchmark process's CPU time (user and
 // system, every goroutine: decoding, handling, saving, garbage collection)
@@ -158,21 +166,37 @@ func benchmarkWatchEvents(b *testing.B, c *client.Client, k kubernetes.Interface
 	b.ReportMetric(rawRate, "client-go-events/s")
 	b.ReportMetric(kkRate/rawRate, "kubekit/client-go")
 	b.ReportMetric(sum(raw).Seconds()/sum(kk).Seconds(), "mean-kubekit/client-go")
-	b.ReportMetric(medianRatio(raw, kk), "paired-kubekit/client-go")
+	paired := pairedRatios(raw, kk)
+	lo, hi := medianCI(paired)
+	b.ReportMetric(median(paired), "paired-kubekit/client-go")
+	b.ReportMetric(lo, "paired-lo95-kubekit/client-go")
+	b.ReportMetric(hi, "paired-hi95-kubekit/client-go")
 	b.ReportMetric(stop.Seconds()*1000/float64(b.N), "stop-ms")
 	if rawCPU > 0 {
 		b.ReportMetric(kkCPU.Seconds()/rawCPU.Seconds(), "cpu-kubekit/client-go")
 	}
 }
 
-// medianRatio is the median over the iterations of raw[i]/kk[i], the
-// ratio of the two runs made next to each other.
-func medianRatio(raw, kk []time.Duration) float64 {
+// pairedRatios returns raw[i]/kk[i] for every iteration, the ratio of the
+// two runs made next to each other, sorted.
+func pairedRatios(raw, kk []time.Duration) []float64 {
 	r := make([]float64, len(kk))
 	for i := range kk {
 		r[i] = raw[i].Seconds() / kk[i].Seconds()
 	}
-	return median(r)
+	slices.Sort(r)
+	return r
+}
+
+// medianCI returns the 95% confidence interval of the median of sorted:
+// the order statistics n/2 - 0.98·√n and 1 + n/2 + 0.98·√n (1-based; the
+// normal approximation to the binomial), clamped to the samples.
+func medianCI(sorted []float64) (lo, hi float64) {
+	n := float64(len(sorted))
+	d := 1.96 * math.Sqrt(n) / 2
+	i := max(int(math.Floor(n/2-d))-1, 0)
+	j := min(int(math.Ceil(1+n/2+d))-1, len(sorted)-1)
+	return sorted[i], sorted[j]
 }
 
 func sum(d []time.Duration) (s time.Duration) {

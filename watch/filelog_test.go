@@ -166,7 +166,7 @@ func TestFileCheckpointChanges(t *testing.T) {
 	checkState(t, mustLoad(t, path), "24", c, f)
 }
 
-// A log that outgrows the full state (and 1 MiB) is folded into a new full
+// A log that outgrows the full state (and 4 MiB) is folded into a new full
 // state by the next save of changes, and nothing is lost.
 func TestFileCheckpointCompaction(t *testing.T) {
 	ctx := t.Context()
@@ -195,16 +195,16 @@ func TestFileCheckpointCompaction(t *testing.T) {
 		}
 		size := logSize()
 		if size > prev { // appended
-			if prev > 1<<20 {
-				t.Fatalf("save %d: appended to a %d-byte log, want it folded into the full state past 1 MiB", saves, prev)
+			if prev > 4<<20 {
+				t.Fatalf("save %d: appended to a %d-byte log, want it folded into the full state past 4 MiB", saves, prev)
 			}
 			prev = size
 			continue
 		}
 		// Folded: only the new log's header is left, and the full state
 		// alone holds every object at the new position.
-		if prev <= 1<<20 || size > 100 {
-			t.Fatalf("save %d: the log went from %d to %d bytes, want a fold only past 1 MiB, to a header alone", saves, prev, size)
+		if prev <= 4<<20 || size > 100 {
+			t.Fatalf("save %d: the log went from %d to %d bytes, want a fold only past 4 MiB, to a header alone", saves, prev, size)
 		}
 		break
 	}

@@ -340,13 +340,14 @@ func TestSaverCompactsFileCheckpointFromMemory(t *testing.T) {
 	s := newSaver(&o, "configmaps", logr.Discard())
 	s.restore(st)
 	compactions, rv := 0, 1
-	for b := range 12 {
+	pad := strings.Repeat("x", 150) // ~300 bytes a change: past 4 MiB of log in 15 batches
+	for b := range 18 {
 		for i := range 1000 {
 			rv++
-			name := fmt.Sprintf("cm-%d-%d", b, i)
+			name := fmt.Sprintf("cm-%d-%d-%s", b, i, pad)
 			s.record(change{k: key("a-namespace-long-enough-for-a-megabyte-of-log", name), ref: ref{uid: types.UID(fmt.Sprintf("uid-%d", rv)), rv: fmt.Sprint(rv)}})
 			if i%10 == 0 && b > 0 { // delete one of the last batch's
-				s.record(change{k: key("a-namespace-long-enough-for-a-megabyte-of-log", fmt.Sprintf("cm-%d-%d", b-1, i)), del: true})
+				s.record(change{k: key("a-namespace-long-enough-for-a-megabyte-of-log", fmt.Sprintf("cm-%d-%d-%s", b-1, i, pad)), del: true})
 			}
 		}
 		s.moveTo(fmt.Sprint(rv), false)

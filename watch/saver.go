@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -40,6 +38,10 @@ type saver struct {
 	firstNew time.Time // when the first unsaved one was handled
 	needFull bool      // the first save without a loaded state, and the one after a failure
 	spareBuf []change  // a saved batch whose memory pending reuses
+	// spareRefs is the last Changes' memory, for the next; only with a
+	// checkpoint of this package (compact set), which keeps nothing it is
+	// given. Only write uses it, and writes run one at a time.
+	spareRefs []ObjectRef
 
 	busy    bool
 	jobs    chan saveJob
@@ -51,19 +53,6 @@ type saver struct {
 	attempts     int       // failed saves since failingSince
 	retryAt      time.Time
 	bo           wait.Backoff
-}
-
-// ref is what the known set holds of an object.
-type ref struct {
-	uid types.UID
-	rv  string
-}
-
-// change is one handled event's effect on the known set.
-type change struct {
-	k   objKey
-	ref ref
-	del bool
 }
 
 // maxPending bounds the changes that wait while a save runs: past it,
@@ -118,17 +107,6 @@ func checkpointName(cp Checkpoint) string {
 	return fmt.Sprintf("%T", cp)
 }
 
-// restore starts from a loaded state. The checkpoint holds it, so the
-// first save may save changes only.
-func (s *saver) restore(st *State) {
-	s.needFull = false
-	s.rv = st.ResourceVersion
-	s.known = make(map[objKey]ref, len(st.Objects))
-	for _, o := range st.Objects {
-		s.known[key(o.Namespace, o.Name)] = ref{uid: o.UID, rv: o.ResourceVersion}
-	}
-}
-
 // start runs the background saves until stop. Saves run in the background
 // so a slow Save (an fsync, an API call) does not hold up delivery; one at
 // a time, newest state last.
@@ -178,31 +156,6 @@ func (s *saver) sync() error {
 	err := s.wait()
 	s.fold(s.pending)
 	return err
-}
-
-// lookup returns what the known set holds of k; call sync first.
-func (s *saver) lookup(k objKey) (ref, bool) {
-	r, ok := s.known[k]
-	return r, ok
-}
-
-// missing returns the known keys not in seen, sorted; call sync first.
-func (s *saver) missing(seen map[objKey]struct{}) []objKey {
-	var gone []objKey
-	for k := range s.known {
-		if _, ok := seen[k]; !ok {
-			gone = append(gone, k)
-		}
-	}
-	slices.SortFunc(gone, compareKeys)
-	return gone
-}
-
-// reserve sizes an empty known set for n objects; call sync first.
-func (s *saver) reserve(n int) {
-	if len(s.known) == 0 {
-		s.known = make(map[objKey]ref, n)
-	}
 }
 
 // saveIfDue hands the pending changes to the background save when a batch
@@ -360,17 +313,6 @@ func (s *saver) job() saveJob {
 	return j
 }
 
-// fold applies changes to the known set, in order.
-func (s *saver) fold(batch []change) {
-	for _, c := range batch {
-		if c.del {
-			delete(s.known, c.k)
-		} else {
-			s.known[c.k] = c.ref
-		}
-	}
-}
-
 // write performs a save: it folds the batch into the known set and writes
 // the full state or the batch's changes. It runs in the background, or in
 // Run's goroutine when no background save is running.
@@ -389,33 +331,4 @@ func (s *saver) write(ctx context.Context, j saveJob) saveResult {
 		s.metrics(time.Since(start), res.err)
 	}
 	return res
-}
-
-// changes lists the objects the batch changed, as they are now: each
-// upserted object once, each deleted one once per deletion in the batch (a
-// repeat is harmless). Call it after folding the batch, when the known set
-// is the state now: a change that is not what the known set holds is not
-// the object's last in the batch and is left out, with no per-batch map of
-// what was seen.
-func (s *saver) changes(j saveJob) *Changes {
-	c := &Changes{Resource: s.identity, ResourceVersion: j.rv, Upserted: make([]ObjectRef, 0, len(j.batch))}
-	for _, ch := range j.batch {
-		now, known := s.known[ch.k]
-		switch {
-		case ch.del && !known:
-			c.Deleted = append(c.Deleted, ObjectRef{Namespace: ch.k.ns, Name: ch.k.name})
-		case !ch.del && known && now == ch.ref:
-			c.Upserted = append(c.Upserted, ObjectRef{Namespace: ch.k.ns, Name: ch.k.name, UID: ch.ref.uid, ResourceVersion: ch.ref.rv})
-		}
-	}
-	return c
-}
-
-// snapshot is the state to save: the position and the known objects.
-func (s *saver) snapshot(rv string) *State {
-	st := &State{Resource: s.identity, ResourceVersion: rv, Objects: make([]ObjectRef, 0, len(s.known))}
-	for k, v := range s.known {
-		st.Objects = append(st.Objects, ObjectRef{Namespace: k.ns, Name: k.name, UID: v.uid, ResourceVersion: v.rv})
-	}
-	return st
 }
