@@ -42,12 +42,13 @@ import (
 // confidence interval of that median as paired-lo95- and
 // paired-hi95-kubekit/client-go (order statistics, no assumption about the
 // distribution). Single pairs vary widely there (the middle half of the
-// ratios spans about 0.85-1.10), and each run, with its own API server,
-// shifts the medians by up to about ±3% at 150 iterations (what make bench
-// uses; ±5% at 60), more than the interval shows. For scale, at 10,000
-// events, 150 iterations: 0.95-1.00 with the default checkpointing (4
-// runs), 0.97-1.03 with no checkpoint save inside the timed part (3 runs,
-// a batch larger than the stream).
+// ratios spans about 0.85-1.15), and each run, with its own API server,
+// shifts the medians by up to about ±4% at 150 iterations (what make bench
+// uses; ±5% at 60), more than the interval shows. For scale, the paired
+// median at 10,000 events, 150 iterations: 0.92-1.00 with the default
+// checkpointing (7 runs, 3 of them in make bench), 0.97-1.03 with no
+// checkpoint save inside the timed part (3 runs, a batch larger than the
+// stream), 0.98-1.03 with the garbage collector off (GOGC=off, 3 runs).
 //
 // cpu-kubekit/client-go is the benchmark process's CPU time (user and
 // system, every goroutine: decoding, handling, saving, garbage collection)
