@@ -39,7 +39,7 @@ type saver struct {
 	needFull bool      // the first save without a loaded state, and the one after a failure
 	spareBuf []change  // a saved batch whose memory pending reuses
 	// spareRefs is the last Changes' memory, for the next; only with a
-	// checkpoint of this package (compact set), which keeps nothing it is
+	// checkpoint of this package (s.compact set), which keeps nothing it is
 	// given. Only write uses it, and writes run one at a time.
 	spareRefs []ObjectRef
 
