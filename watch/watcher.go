@@ -154,7 +154,7 @@ func New[T Object](ctx context.Context, c *client.Client, opts ...Option) (*Watc
 	}
 	w.watch = func(ctx context.Context, lo metav1.ListOptions) (eventStream, error) {
 		lo.Watch = true
-		return openStream(ctx, req(lo), gvk.GroupVersion())
+		return openStream(ctx, req(lo), gvk)
 	}
 	w.tombstone = newT
 	return w, nil
