@@ -45,10 +45,10 @@ import (
 // ratios spans about 0.85-1.15), and each run, with its own API server,
 // shifts the medians by up to about ±4% at 150 iterations (what make bench
 // uses; ±5% at 60), more than the interval shows. For scale, the paired
-// median at 10,000 events, 150 iterations: 0.92-1.00 with the default
-// checkpointing (7 runs, 3 of them in make bench), 0.97-1.03 with no
-// checkpoint save inside the timed part (3 runs, a batch larger than the
-// stream), 0.98-1.03 with the garbage collector off (GOGC=off, 3 runs).
+// median at 10,000 events, 150 iterations: 0.98-1.06 (4 runs, 2 of them in
+// make bench); before protoFrames 0.92-1.00 (7 runs), and then 0.97-1.03
+// with no checkpoint save inside the timed part (3 runs, a batch larger
+// than the stream), 0.98-1.03 with the garbage collector off (GOGC=off).
 //
 // cpu-kubekit/client-go is the benchmark process's CPU time (user and
 // system, every goroutine: decoding, handling, saving, garbage collection)
