@@ -112,24 +112,20 @@ func clientGoEvents(t testing.TB, body []byte, gvk schema.GroupVersionKind) ([]a
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := restclientwatch.NewDecoder(streaming.NewDecoder(framer.NewFrameReader(io.NopCloser(bytes.NewReader(body))), events), objects)
-	var got []apiwatch.Event
-	for {
-		typ, obj, err := dec.Decode()
-		if err != nil {
-			return got, err
-		}
-		got = append(got, apiwatch.Event{Type: typ, Object: obj})
-	}
+	return drain(restclientwatch.NewDecoder(streaming.NewDecoder(framer.NewFrameReader(io.NopCloser(bytes.NewReader(body))), events), objects).Decode)
 }
 
 // frameEvents decodes body with protoFrames, up to the first error.
 func frameEvents(body []byte, gvk schema.GroupVersionKind) ([]apiwatch.Event, error) {
 	objects, _, _, _ := runtime.NewClientNegotiator(scheme.Codecs.WithoutConversion(), gvk.GroupVersion()).StreamDecoder(runtime.ContentTypeProtobuf, nil)
-	p := newProtoFrames(bytes.NewReader(body), gvk, objects)
+	return drain(newProtoFrames(bytes.NewReader(body), gvk, objects).next)
+}
+
+// drain returns the events next decodes, up to its first error.
+func drain(next func() (apiwatch.EventType, runtime.Object, error)) ([]apiwatch.Event, error) {
 	var got []apiwatch.Event
 	for {
-		typ, obj, err := p.next()
+		typ, obj, err := next()
 		if err != nil {
 			return got, err
 		}
