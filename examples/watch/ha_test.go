@@ -405,7 +405,9 @@ func TestTwoReplicasFailover(t *testing.T) {
 		t.Errorf("SIGTERM: exit %d, want 0 after \"stopped leading\"; stderr:\n%s", code, lead.stderrText())
 	}
 	if t.Failed() {
+		cpMu.Lock()
 		t.Logf("checkpoint writes: %v\nnew leader's stderr:\n%s", cpWrites, follower.stderrText())
+		cpMu.Unlock()
 	}
 	_, at = leaderOf(t, termAt, follower)
 	t.Logf("SIGTERM: %s took over after %v (the Lease released)", follower.id, at.Sub(termAt).Round(time.Millisecond))

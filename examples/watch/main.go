@@ -187,14 +187,16 @@ func watchAndPrint(ctx context.Context, w *watch.Watcher[*unstructured.Unstructu
 	defer cancel()
 	// Run returns nil on SIGINT/SIGTERM (ctx cancelled), after saving the checkpoint.
 	err := w.Run(ctx, func(ctx context.Context, e watch.Event[*unstructured.Unstructured]) error {
-		if elected && !leader.Leading(ctx) {
-			cancel() // the Lease may be another replica's by now: stop, print nothing
-			return errNotRenewed
-		}
 		// "ns/name", or just "name" for cluster-scoped objects.
 		line := fmt.Sprintf("%s %s %s", e.Type, cache.MetaObjectToName(e.Object), e.Object.GetResourceVersion())
 		if e.Synthetic {
 			line += " (resync)"
+		}
+		// Checked right before the write: a pause that falls between the
+		// two still lets this one line out when the process wakes.
+		if elected && !leader.Leading(ctx) {
+			cancel() // the Lease may be another replica's by now: stop, print nothing
+			return errNotRenewed
 		}
 		// A failed write (closed pipe) is returned so the event is retried
 		// and, if it keeps failing, not checkpointed as printed.
